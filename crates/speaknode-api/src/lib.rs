@@ -1,0 +1,258 @@
+//! Wire types between the SpeakNode widget and its backend-for-frontend (BFF).
+//!
+//! This crate is the only home of the widget API's JSON shapes, so the widget (wasm32) and
+//! the BFF (native) cannot drift apart. It is serde only: it must never depend on axum,
+//! tokio, web-sys or leptos (xtask's `tidy` test checks this with `cargo tree`).
+//!
+//! The platform's own wire format is not here: only the BFF's `upstream` module knows it.
+
+use serde::{Deserialize, Serialize};
+
+/// Paths of the widget API, relative to the BFF's base URL.
+pub mod paths {
+    /// `POST`: mint a scoped widget token for one agent.
+    pub const SESSIONS: &str = "/v1/sessions";
+    /// `POST`: start a conversation with the agent the token is scoped to.
+    pub const CONVERSATIONS: &str = "/v1/conversations";
+    /// `GET /v1/conversations/{id}`: the conversation's status and visible transcript.
+    pub fn conversation(id: &str) -> String {
+        format!("{CONVERSATIONS}/{id}")
+    }
+}
+
+/// The header every widget request carries. A custom header turns a cross-origin call into
+/// a preflighted one, so a plain HTML form or `<img>` on another site can never mint.
+pub const WIDGET_HEADER: &str = "x-speaknode-widget";
+/// The only accepted value of [`WIDGET_HEADER`]: the wire protocol version.
+pub const WIDGET_HEADER_VALUE: &str = "1";
+
+/// Body of `POST /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    /// The agent the visitor wants to talk to; it must be allowed for the calling origin.
+    pub agent_id: String,
+}
+
+/// A short-lived scoped token and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionGrant {
+    /// The scoped widget token, sent back as `Authorization: Bearer …`.
+    pub token: String,
+    /// When the token stops being accepted, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The agent the token is scoped to.
+    pub agent: AgentInfo,
+}
+
+/// What a visitor may know about an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: String,
+    /// The agent's display name, shown in the widget's header.
+    pub name: String,
+}
+
+/// Body of `POST /v1/conversations`. Empty today; it is an object so that options
+/// (variables, page parameters) can be added without breaking old widgets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {}
+
+/// Answer to `POST /v1/conversations`: the conversation and a token bound to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartedConversation {
+    pub conversation: ConversationView,
+    /// A scoped token bound to this conversation; it replaces the minting token.
+    pub token: String,
+    /// When that token stops being accepted, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// A conversation as a visitor may see it: no phone numbers, internal ids or tool calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub agent_id: String,
+    pub status: ConversationStatus,
+    /// RFC 3339 timestamps.
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    /// The transcript so far, oldest first.
+    pub history: Vec<Turn>,
+}
+
+/// The platform's conversation lifecycle: Pending → Dispatching → Active → Completed | Failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConversationStatus {
+    Pending,
+    Dispatching,
+    Active,
+    Completed,
+    Failed,
+    /// A status this version does not know yet; readers must tolerate new values.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ConversationStatus {
+    /// Whether the conversation can no longer change.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// One visible turn of the transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// Stable across reads, so the widget can merge updates without duplicates.
+    pub id: String,
+    pub role: Role,
+    pub text: String,
+    /// RFC 3339 timestamp.
+    pub at: Option<String>,
+    /// The speaker was cut off before finishing.
+    #[serde(default)]
+    pub interrupted: bool,
+}
+
+/// Who spoke a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    User,
+    #[serde(other)]
+    Unknown,
+}
+
+/// An RFC 9457 problem document, as every widget API error is sent
+/// (`Content-Type: application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A stable machine-readable code the widget maps to a message (extension member).
+    pub code: ErrorCode,
+    /// Seconds to wait before retrying, mirrored from `Retry-After` for 429 and 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// Stable error codes of the widget API. New codes may appear; old widgets read them as
+/// [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or a parameter is malformed.
+    InvalidRequest,
+    /// The widget header is missing or has another value.
+    MissingWidgetHeader,
+    /// The page's origin may not use this agent.
+    OriginNotAllowed,
+    /// No such agent for this widget.
+    AgentNotFound,
+    /// No token, or a token that is malformed, forged or for someone else.
+    InvalidToken,
+    /// The token was valid but has expired; mint a new one.
+    TokenExpired,
+    /// The token is valid but does not allow this action.
+    Forbidden,
+    /// No such conversation for this token.
+    NotFound,
+    /// Too many requests; see `retry_after`.
+    RateLimited,
+    /// The SpeakNode platform could not be reached or refused the BFF.
+    UpstreamUnavailable,
+    /// A fault in the BFF itself.
+    Internal,
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::MissingWidgetHeader => "missing_widget_header",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::AgentNotFound => "agent_not_found",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_status_and_role_are_tolerated() {
+        let turn: Turn =
+            serde_json::from_str(r#"{"id":"1","role":"narrator","text":"hi","at":null}"#)
+                .expect("a turn with an unknown role still parses");
+        assert_eq!(turn.role, Role::Unknown);
+        assert!(!turn.interrupted);
+        let status: ConversationStatus =
+            serde_json::from_str(r#""Transferring""#).expect("unknown status parses");
+        assert_eq!(status, ConversationStatus::Unknown);
+    }
+
+    #[test]
+    fn error_code_wire_names_match_as_str() {
+        for code in [
+            ErrorCode::InvalidRequest,
+            ErrorCode::MissingWidgetHeader,
+            ErrorCode::OriginNotAllowed,
+            ErrorCode::AgentNotFound,
+            ErrorCode::InvalidToken,
+            ErrorCode::TokenExpired,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::RateLimited,
+            ErrorCode::UpstreamUnavailable,
+            ErrorCode::Internal,
+            ErrorCode::Unknown,
+        ] {
+            let json = serde_json::to_string(&code).expect("codes serialise");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn problem_uses_the_rfc9457_member_names() {
+        let problem = Problem {
+            kind: "about:blank".into(),
+            title: "Too Many Requests".into(),
+            status: 429,
+            detail: None,
+            code: ErrorCode::RateLimited,
+            retry_after: Some(3),
+        };
+        let value = serde_json::to_value(&problem).expect("problem serialises");
+        assert_eq!(value["type"], "about:blank");
+        assert_eq!(value["code"], "rate_limited");
+        assert_eq!(value["retry_after"], 3);
+        assert!(value.get("detail").is_none());
+    }
+
+    #[test]
+    fn mint_request_rejects_extra_fields() {
+        let err = serde_json::from_str::<MintRequest>(r#"{"agent_id":"a","admin":true}"#);
+        assert!(err.is_err(), "extra fields must not be silently accepted");
+    }
+}
