@@ -1,0 +1,391 @@
+//! The REST API (`/api/v1`): agents and conversations of the caller's space.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{FromRequestParts, Path, State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    auth::Caller,
+    error::Error,
+    model::{Agent, Channel, Conversation, Status, Timestamp},
+};
+
+/// The caller id the sandbox's phone conversations come from: Twilio's test number
+/// for a valid sender, so nothing mistakes it for a real line.
+const SANDBOX_FROM_NUMBER: &str = "+15005550006";
+
+/// The API's routes, relative to `/api/v1`.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{id}", get(get_agent))
+        .route("/conversations/dispatch", post(dispatch))
+        .route("/conversations/{id}", get(get_conversation))
+}
+
+/// A path parameter whose rejection is a 404 problem: a path that does not parse names no
+/// resource, as an ASP.NET route constraint would have it.
+#[derive(FromRequestParts)]
+#[from_request(via(Path), rejection(Error))]
+struct ApiPath<T>(T);
+
+impl From<axum::extract::rejection::PathRejection> for Error {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        Error::NotFound("The requested resource was not found.".into())
+    }
+}
+
+async fn get_agent(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Agent>, Error> {
+    Uuid::parse_str(&id)
+        .ok()
+        .and_then(|uuid| state.0.store.agent(caller.space_id, uuid))
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("Agent '{id}' was not found.")))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Conversation>, Error> {
+    Uuid::parse_str(&id)
+        .ok()
+        .and_then(|uuid| state.0.store.conversation(caller.space_id, uuid))
+        .map(|conversation| Json(conversation.seen_at(Timestamp::now())))
+        .ok_or_else(|| Error::NotFound(format!("Conversation '{id}' was not found.")))
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, Error> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+        _ => Error::BadRequest(rejection.body_text()),
+    })?;
+    if !is_json(&headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("The request body is not valid JSON: {e}")))?;
+    let request = DispatchRequest::parse(&body)?;
+    let agent = state
+        .0
+        .store
+        .agent(caller.space_id, request.agent_id)
+        .ok_or_else(|| {
+            // The agent is a reference in the body, not the resource the URL names, so an
+            // unknown one is a validation error of that member rather than a 404.
+            let message = format!("The agent '{}' was not found.", request.agent_id);
+            Error::Validation(BTreeMap::from([("agent_id".to_owned(), vec![message])]))
+        })?;
+
+    let conversation = request.into_conversation(&agent, &caller, Timestamp::now());
+    let id = conversation.id;
+    state
+        .0
+        .store
+        .insert_conversation(caller.space_id, conversation.clone());
+    state.0.agents.start(caller.space_id, id, agent);
+    tracing::info!(%id, channel = ?conversation.channel, "conversation dispatched");
+
+    let location = format!("/api/v1/conversations/{id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(conversation),
+    ))
+}
+
+/// Whether the body is declared as JSON (`application/json` or a `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A validated `POST /api/v1/conversations/dispatch` body.
+#[derive(Debug)]
+struct DispatchRequest {
+    agent_id: Uuid,
+    channel: Channel,
+    to_number: Option<String>,
+    dynamic_variables: BTreeMap<String, String>,
+    url_parameters: BTreeMap<String, String>,
+}
+
+impl DispatchRequest {
+    /// Checks every member and reports all problems at once, keyed by member, as ASP.NET's
+    /// model validation does. Unknown members are ignored, as System.Text.Json does.
+    fn parse(body: &Value) -> Result<Self, Error> {
+        let Some(fields) = body.as_object() else {
+            return Err(Error::BadRequest(
+                "The request body must be a JSON object.".into(),
+            ));
+        };
+        let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut fail = |member: &str, message: &str| {
+            errors
+                .entry(member.to_owned())
+                .or_default()
+                .push(message.to_owned());
+        };
+        let field = |name: &str| fields.get(name).filter(|value| !value.is_null());
+
+        let agent_id = match field("agent_id") {
+            None => {
+                fail("agent_id", "The agent_id field is required.");
+                None
+            }
+            Some(value) => {
+                let id = value.as_str().and_then(|s| Uuid::parse_str(s).ok());
+                if id.is_none() {
+                    fail("agent_id", "The agent_id field must be a UUID.");
+                }
+                id
+            }
+        };
+        let channel = match field("channel").map(|value| value.as_str()) {
+            None => {
+                fail("channel", "The channel field is required.");
+                None
+            }
+            Some(Some("Web")) => Some(Channel::Web),
+            Some(Some("Phone")) => Some(Channel::Phone),
+            Some(_) => {
+                fail("channel", "The channel field must be 'Web' or 'Phone'.");
+                None
+            }
+        };
+        let to_number = field("to_number").map(|value| value.as_str());
+        match (channel, to_number) {
+            (Some(Channel::Phone), None) => {
+                fail(
+                    "to_number",
+                    "The to_number field is required when channel is 'Phone'.",
+                );
+            }
+            (Some(Channel::Phone), Some(number)) if !number.is_some_and(is_e164) => {
+                fail(
+                    "to_number",
+                    "The to_number field must be an E.164 number such as +4930123456789.",
+                );
+            }
+            (Some(Channel::Web), Some(_)) => {
+                fail(
+                    "to_number",
+                    "The to_number field must be null when channel is 'Web'.",
+                );
+            }
+            _ => {}
+        }
+        let mut string_map = |name: &str| match field(name) {
+            None => BTreeMap::new(),
+            Some(value) => value.as_object().and_then(strings).unwrap_or_else(|| {
+                fail(
+                    name,
+                    &format!("The {name} field must be an object of strings."),
+                );
+                BTreeMap::new()
+            }),
+        };
+        let dynamic_variables = string_map("dynamic_variables");
+        let url_parameters = string_map("url_parameters");
+
+        match (agent_id, channel) {
+            (Some(agent_id), Some(channel)) if errors.is_empty() => Ok(Self {
+                agent_id,
+                channel,
+                to_number: to_number.flatten().map(str::to_owned),
+                dynamic_variables,
+                url_parameters,
+            }),
+            _ => Err(Error::Validation(errors)),
+        }
+    }
+
+    /// The new conversation, `Pending`, as the caller dispatched it at `now`.
+    fn into_conversation(self, agent: &Agent, caller: &Caller, now: Timestamp) -> Conversation {
+        let phone = self.channel == Channel::Phone;
+        Conversation {
+            id: Uuid::new_v4(),
+            agent_id: agent.id,
+            agent_title: agent.title.clone(),
+            channel: self.channel,
+            called_by_id: caller.id.clone(),
+            called_by_name: caller.name.clone(),
+            language_id: agent.language_id,
+            locale_id: agent.locale_id,
+            language_locale_code: agent.language_locale_code.clone(),
+            status: Status::Pending,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            live_kit_room_name: None,
+            live_kit_egress_id: None,
+            live_kit_dispatch_id: None,
+            live_kit_job_id: None,
+            live_kit_url: None,
+            live_kit_participant_token: None,
+            transcription_path: None,
+            has_audio: false,
+            duration_seconds: 0.0,
+            error_message: None,
+            telecom_provider: phone.then(|| "Twilio".to_owned()),
+            from_number: phone.then(|| SANDBOX_FROM_NUMBER.to_owned()),
+            to_number: self.to_number,
+            test_run_id: None,
+            test_id: None,
+            test_status: None,
+            test_eval_result: None,
+            dynamic_variables: self.dynamic_variables,
+            url_parameters: self.url_parameters,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// The object as a map of strings, if every value is a string.
+fn strings(object: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
+    object
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+/// E.164: a `+`, then up to 15 digits, the first not zero (ITU-T E.164 §6).
+fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors_of(body: &Value) -> BTreeMap<String, Vec<String>> {
+        match DispatchRequest::parse(body) {
+            Err(Error::Validation(errors)) => errors,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn e164() {
+        for good in ["+4930123456789", "+12", "+123456789012345"] {
+            assert!(is_e164(good), "{good}");
+        }
+        for bad in [
+            "4930123456789",
+            "+",
+            "+1",
+            "+0301234",
+            "+1234567890123456",
+            "+49 30 1234",
+            "+４９",
+        ] {
+            assert!(!is_e164(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_the_fixtures() -> Result<(), Error> {
+        let web: Value = serde_json::from_str(include_str!(
+            "../contract/fixtures/dispatch-web-request.json"
+        ))
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let web = DispatchRequest::parse(&web)?;
+        assert_eq!((web.channel, web.to_number), (Channel::Web, None));
+        let phone: Value = serde_json::from_str(include_str!(
+            "../contract/fixtures/dispatch-phone-request.json"
+        ))
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let phone = DispatchRequest::parse(&phone)?;
+        assert_eq!(phone.to_number.as_deref(), Some("+4930123456789"));
+        assert_eq!(
+            phone
+                .dynamic_variables
+                .get("customer_name")
+                .map(String::as_str),
+            Some("Jo")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reports_every_bad_member() {
+        let errors = errors_of(&json!({ "channel": "Fax", "dynamic_variables": { "n": 1 } }));
+        let members: Vec<_> = errors.keys().map(String::as_str).collect();
+        assert_eq!(members, ["agent_id", "channel", "dynamic_variables"]);
+        assert_eq!(errors["agent_id"], ["The agent_id field is required."]);
+    }
+
+    #[test]
+    fn phone_needs_a_number_and_web_must_not_have_one() {
+        let agent_id = Uuid::new_v4().to_string();
+        let errors = errors_of(&json!({ "agent_id": agent_id, "channel": "Phone" }));
+        assert!(errors.contains_key("to_number"));
+        let errors =
+            errors_of(&json!({ "agent_id": agent_id, "channel": "Phone", "to_number": 49 }));
+        assert!(errors.contains_key("to_number"));
+        let errors =
+            errors_of(&json!({ "agent_id": agent_id, "channel": "Web", "to_number": "+4930123" }));
+        assert!(errors.contains_key("to_number"));
+    }
+
+    #[test]
+    fn a_non_object_body_is_a_bad_request() {
+        assert!(matches!(
+            DispatchRequest::parse(&json!([])),
+            Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(value),
+            );
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}

@@ -1,0 +1,213 @@
+//! The sandbox's one error type and how each error is written on the wire.
+//!
+//! The REST API answers RFC 9457 problem details; the token endpoint answers RFC 6749 §5.2
+//! bodies, because OAuth clients parse those and nothing else.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::model::random_hex;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// No usable bearer token; `token_sent` tells a bad token from a missing one, because
+    /// RFC 6750 §3.1 puts an error code in the challenge only in the first case.
+    #[error("unauthorized (token sent: {token_sent})")]
+    Unauthorized { token_sent: bool },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Members of the request body and what is wrong with each.
+    #[error("validation failed: {0:?}")]
+    Validation(BTreeMap<String, Vec<String>>),
+    /// Token endpoint: unknown client or wrong secret; `basic` when the client used HTTP Basic.
+    #[error("invalid client")]
+    InvalidClient { basic: bool },
+    /// Token endpoint: a missing, repeated or malformed parameter.
+    #[error("invalid token request: {0}")]
+    InvalidTokenRequest(String),
+    #[error("unsupported grant type {0:?}")]
+    UnsupportedGrantType(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized { .. } | Error::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::BadRequest(_)
+            | Error::InvalidTokenRequest(_)
+            | Error::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `detail` of a problem: what went wrong, in words safe to show a client.
+    fn detail(&self) -> String {
+        match self {
+            Error::Unauthorized { .. } => "The bearer token is missing, invalid or expired.".into(),
+            Error::NotFound(detail) | Error::BadRequest(detail) => detail.clone(),
+            Error::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
+            Error::UnsupportedMediaType => "The request body must be application/json.".into(),
+            Error::MethodNotAllowed => "The method is not allowed on this resource.".into(),
+            Error::Validation(_) => "The request body failed validation.".into(),
+            // These are answered as OAuth errors, never as problems; the text is for logs.
+            Error::InvalidClient { .. }
+            | Error::InvalidTokenRequest(_)
+            | Error::UnsupportedGrantType(_) => self.to_string(),
+            Error::Internal(_) => "An unexpected error occurred.".into(),
+        }
+    }
+
+    /// The RFC 6749 `error` code and `error_description` of a token endpoint error.
+    fn oauth(&self) -> Option<(&'static str, String)> {
+        match self {
+            // Keycloak's wording, which the fixture copies.
+            Error::InvalidClient { .. } => Some((
+                "invalid_client",
+                "Invalid client or Invalid client credentials".into(),
+            )),
+            Error::InvalidTokenRequest(detail) => Some(("invalid_request", detail.clone())),
+            Error::UnsupportedGrantType(_) => {
+                Some(("unsupported_grant_type", "Unsupported grant_type".into()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The `type` and `title` ASP.NET Core gives each status.
+fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.1",
+            "Bad Request",
+        ),
+        401 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.2",
+            "Unauthorized",
+        ),
+        404 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.5",
+            "Not Found",
+        ),
+        405 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.6",
+            "Method Not Allowed",
+        ),
+        413 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.14",
+            "Content Too Large",
+        ),
+        415 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.16",
+            "Unsupported Media Type",
+        ),
+        422 => (
+            "https://tools.ietf.org/html/rfc4918#section-11.2",
+            "One or more validation errors occurred.",
+        ),
+        _ => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.1",
+            "An error occurred while processing your request.",
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(rename = "traceId")]
+    trace_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a BTreeMap<String, Vec<String>>>,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Error::Internal(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "request failed");
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
+        }
+
+        if let Some((code, description)) = self.oauth() {
+            let mut response = (
+                status,
+                [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                Json(json!({ "error": code, "error_description": description })),
+            )
+                .into_response();
+            if let Error::InvalidClient { basic: true } = self {
+                // RFC 6749 §5.2: a client that tried HTTP Basic gets a Basic challenge.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Basic realm="speaknode""#),
+                );
+            }
+            return response;
+        }
+
+        let (kind, title) = problem_type(status);
+        let problem = Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: self.detail(),
+            // A W3C traceparent, as ASP.NET's `Activity.Id`; the sandbox traces nothing
+            // upstream, so a fresh one per problem is as good as any.
+            trace_id: format!("00-{}-{}-00", random_hex(32), random_hex(16)),
+            errors: match &self {
+                Error::Validation(errors) => Some(errors),
+                _ => None,
+            },
+        };
+        let mut response = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            )],
+            Json(problem),
+        )
+            .into_response();
+        if let Error::Unauthorized { token_sent } = self {
+            // ASP.NET JwtBearer's challenge: bare when no token came, with the error otherwise.
+            let challenge = if token_sent {
+                r#"Bearer error="invalid_token""#
+            } else {
+                "Bearer"
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,158 @@
+//! SpeakNode in a box: a local stand-in of the SpeakNode platform for development and tests.
+//!
+//! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`) and a
+//! scripted agent that moves dispatched conversations along, in the shapes that
+//! `contract/CONTRACT.md` and `contract/fixtures/` define. Everything lives in memory.
+
+mod agent;
+mod api;
+mod auth;
+mod config;
+mod error;
+mod identity;
+mod keys;
+mod model;
+mod store;
+
+use std::{
+    future::{Future, IntoFuture as _},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::header,
+};
+use jsonwebtoken::Validation;
+use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+
+pub use config::{AgentConfig, ClientConfig, Config, Timing};
+
+use crate::{error::Error, identity::Client, keys::KeySet, store::Store};
+
+/// The largest request body any route reads.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long open connections may take to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    issuer: String,
+    keys: KeySet,
+    validation: Validation,
+    clients: Vec<Client>,
+    store: Store,
+    agents: agent::Runner,
+}
+
+impl AppState {
+    /// The state of a sandbox reachable at `base_url` (`scheme://host:port`), with a fresh
+    /// signing key.
+    pub fn new(config: Config, base_url: &str) -> anyhow::Result<Self> {
+        Self::with_keys(config, base_url, KeySet::generate()?)
+    }
+
+    /// Like [`AppState::new`], but signing with the Ed25519 key of `seed`: for reproducible
+    /// set-ups, and for tests that must sign tokens the sandbox would not issue (expired,
+    /// for another audience).
+    pub fn with_signing_seed(
+        config: Config,
+        base_url: &str,
+        seed: [u8; 32],
+    ) -> anyhow::Result<Self> {
+        Self::with_keys(config, base_url, KeySet::from_seed(&seed)?)
+    }
+
+    fn with_keys(config: Config, base_url: &str, keys: KeySet) -> anyhow::Result<Self> {
+        config.validate()?;
+        let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
+        let store = Store::seeded(&config.agents, model::Timestamp::now());
+        Ok(Self(Arc::new(Inner {
+            validation: auth::validation(&issuer),
+            issuer,
+            keys,
+            clients: config.clients.iter().cloned().map(Client::new).collect(),
+            agents: agent::Runner::new(store.clone(), config.timing),
+            store,
+            config,
+        })))
+    }
+
+    /// The realm's issuer URL, `{base_url}/realms/{realm}`.
+    pub fn issuer(&self) -> &str {
+        &self.0.issuer
+    }
+}
+
+/// All routes of the sandbox.
+pub fn router(state: AppState) -> Router {
+    let realm = format!("/realms/{}", state.0.config.realm);
+    Router::new()
+        // Nesting at the configured realm only makes every other realm an unknown route.
+        .nest(&realm, identity::router())
+        .nest("/api/v1", api::router())
+        .fallback(|| async { Error::NotFound("No resource matches the request URL.".into()) })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // The route template, not the raw path, so ids do not multiply log keys.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route)
+            }),
+        )
+        // Outside the trace layer, so that it has marked the headers before anything logs.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains gracefully.
+///
+/// Open requests get five seconds to finish; the scripted agents stop before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let base_url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let state = AppState::new(config, &base_url)?;
+    tracing::info!(issuer = state.issuer(), "sandbox ready");
+
+    // The token outlives the caller's `shutdown` future, so the drain deadline below can
+    // start when shutdown does.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    };
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
+    let result = tokio::select! {
+        result = server.into_future() => result.context("server failed"),
+        () = async { stop.cancelled().await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+            tracing::warn!("connections still open after the drain timeout; closing them");
+            Ok(())
+        }
+    };
+    state.0.agents.shut_down().await;
+    result
+}

@@ -1,0 +1,265 @@
+//! The platform's resources in their wire shape (`contract/fixtures/*.json`).
+//!
+//! Every optional member is an `Option` serialised as `null`, never skipped: the contract
+//! says absent values are `null`, and the tests compare key sets with the fixtures.
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer};
+use time::{OffsetDateTime, macros::format_description};
+use uuid::Uuid;
+
+/// A UTC instant that serialises like .NET's round-trip format, `2026-11-29T08:30:00.1234567Z`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// Now, cut to .NET's 100 ns ticks so that what is stored is exactly what is shown.
+    pub(crate) fn now() -> Self {
+        let now = OffsetDateTime::now_utc();
+        let ticks = now.nanosecond() / 100 * 100;
+        Self(now.replace_nanosecond(ticks).unwrap_or(now))
+    }
+
+    /// Seconds from `earlier` to `self`, fractional; negative if `earlier` is later.
+    pub(crate) fn seconds_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0).as_seconds_f64()
+    }
+
+    /// Seconds since the Unix epoch, the unit of LiveKit's turn metrics.
+    pub(crate) fn unix_seconds(self) -> f64 {
+        (self.0 - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
+        );
+        let text = self.0.format(format).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+}
+
+/// `digits` random lowercase hex digits, for the platform's opaque ids (`item_…`, `AD_…`).
+///
+/// The tail of a v4 UUID is 48 random bits; uuid's generator is used because, unlike
+/// `getrandom`, it has no error to handle in the middle of a request.
+pub(crate) fn random_hex(digits: usize) -> String {
+    let mut hex = String::with_capacity(digits + 12);
+    while hex.len() < digits {
+        hex.push_str(&Uuid::new_v4().simple().to_string()[20..]);
+    }
+    hex.truncate(digits);
+    hex
+}
+
+/// An agent as `GET /api/v1/agents/{id}` returns it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Agent {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub space_id: Uuid,
+    pub language_id: Uuid,
+    pub locale_id: Uuid,
+    pub language_locale_code: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// What the scripted agent says first; the platform keeps it in the agent's prompt
+    /// configuration, which this endpoint does not show.
+    #[serde(skip)]
+    pub greeting: String,
+}
+
+/// Where the caller talks to the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) enum Channel {
+    Web,
+    Phone,
+}
+
+/// The lifecycle of a conversation. The contract also has `Completed` and `Failed`; they
+/// arrive with the scripted agent steps that lead to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) enum Status {
+    Pending,
+    Dispatching,
+    Active,
+}
+
+/// A conversation (the platform's agent session), with its transcript.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Conversation {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub agent_title: String,
+    pub channel: Channel,
+    pub called_by_id: String,
+    pub called_by_name: String,
+    pub language_id: Uuid,
+    pub locale_id: Uuid,
+    pub language_locale_code: String,
+    pub status: Status,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub live_kit_room_name: Option<String>,
+    pub live_kit_egress_id: Option<String>,
+    pub live_kit_dispatch_id: Option<String>,
+    pub live_kit_job_id: Option<String>,
+    pub live_kit_url: Option<String>,
+    pub live_kit_participant_token: Option<String>,
+    pub transcription_path: Option<String>,
+    pub has_audio: bool,
+    /// Derived from `started_at` when read (see [`Conversation::seen_at`]), never stored stale.
+    pub duration_seconds: f64,
+    pub error_message: Option<String>,
+    pub telecom_provider: Option<String>,
+    pub from_number: Option<String>,
+    pub to_number: Option<String>,
+    pub test_run_id: Option<Uuid>,
+    pub test_id: Option<Uuid>,
+    pub test_status: Option<String>,
+    /// Only agent test runs have one; the sandbox has none yet, so its shape stays open.
+    pub test_eval_result: Option<serde_json::Value>,
+    pub dynamic_variables: BTreeMap<String, String>,
+    pub url_parameters: BTreeMap<String, String>,
+    pub history: Vec<Turn>,
+}
+
+impl Conversation {
+    /// The conversation as a reader sees it at `now`: with its duration so far.
+    pub(crate) fn seen_at(mut self, now: Timestamp) -> Self {
+        self.duration_seconds = match self.started_at {
+            Some(started) => self.ended_at.unwrap_or(now).seconds_since(started).max(0.0),
+            None => 0.0,
+        };
+        self
+    }
+}
+
+/// Who produced a transcript turn. The contract also has `User` and `Tool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) enum Role {
+    System,
+    Assistant,
+}
+
+/// What a transcript turn is. The contract also has `FunctionCall`, `FunctionCallOutput`
+/// and `AgentHandoff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) enum Kind {
+    Message,
+}
+
+/// One item of a conversation's `history[]` (a LiveKit Agents chat item).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct Turn {
+    pub id: String,
+    pub role: Role,
+    pub kind: Kind,
+    pub content: Option<String>,
+    pub created_at: Timestamp,
+    pub interrupted: bool,
+    pub transcript_confidence: Option<f64>,
+    pub metrics: Option<TurnMetrics>,
+    pub tool_name: Option<String>,
+    pub tool_call_id: Option<String>,
+    pub tool_arguments_json: Option<String>,
+    pub tool_output: Option<String>,
+    pub tool_is_error: Option<bool>,
+    pub handoff_to_agent_id: Option<Uuid>,
+    pub instructions: Option<String>,
+    pub tools_added: Option<Vec<String>>,
+}
+
+impl Turn {
+    /// A plain message turn; the tool, handoff and metrics members stay `null`.
+    pub(crate) fn message(role: Role, content: String, created_at: Timestamp) -> Self {
+        Self {
+            id: format!("item_{}", random_hex(12)),
+            role,
+            kind: Kind::Message,
+            content: Some(content),
+            created_at,
+            interrupted: false,
+            transcript_confidence: None,
+            metrics: None,
+            tool_name: None,
+            tool_call_id: None,
+            tool_arguments_json: None,
+            tool_output: None,
+            tool_is_error: None,
+            handoff_to_agent_id: None,
+            instructions: None,
+            tools_added: None,
+        }
+    }
+}
+
+/// LiveKit Agents' per-turn timings: instants in Unix seconds, delays in seconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct TurnMetrics {
+    pub started_speaking_at: Option<f64>,
+    pub stopped_speaking_at: Option<f64>,
+    pub transcription_delay: Option<f64>,
+    pub end_of_turn_delay: Option<f64>,
+    pub on_user_turn_completed_delay: Option<f64>,
+    pub llm_node_ttft: Option<f64>,
+    pub tts_node_ttfb: Option<f64>,
+    pub e2e_latency: Option<f64>,
+}
+
+impl TurnMetrics {
+    /// Metrics of an utterance spoken from `start` at about 15 characters a second.
+    pub(crate) fn spoken(text: &str, start: Timestamp) -> Self {
+        let start = start.unix_seconds();
+        let length = text.chars().count() as f64 / 15.0;
+        Self {
+            started_speaking_at: Some(start),
+            stopped_speaking_at: Some(start + length),
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_use_seven_fraction_digits_like_dotnet() -> serde_json::Result<()> {
+        let at = Timestamp(datetime!(2026-11-29 08:30:00.1234567 UTC));
+        assert_eq!(
+            serde_json::to_string(&at)?,
+            r#""2026-11-29T08:30:00.1234567Z""#
+        );
+        let whole = Timestamp(datetime!(2026-11-01 09:00:00 UTC));
+        assert_eq!(
+            serde_json::to_string(&whole)?,
+            r#""2026-11-01T09:00:00.0000000Z""#
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn now_is_whole_ticks() {
+        assert_eq!(Timestamp::now().0.nanosecond() % 100, 0);
+    }
+
+    #[test]
+    fn random_hex_has_the_requested_length() {
+        for digits in [0, 1, 12, 16, 32] {
+            let hex = random_hex(digits);
+            assert_eq!(hex.len(), digits);
+            assert!(
+                hex.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The sandbox's in-memory data, partitioned by space.
+//!
+//! Every look-up takes the caller's space first, so a resource of another space is not
+//! there at all for the caller: the API's "404 as if it did not exist" follows from the
+//! shape of the data rather than from a check each handler must remember.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use uuid::Uuid;
+
+use crate::{
+    config::AgentConfig,
+    model::{Agent, Conversation, Timestamp},
+};
+
+#[derive(Clone, Default)]
+pub(crate) struct Store {
+    // A std lock is enough: it is never held across an await, and every critical section
+    // is a map look-up or a small in-place update.
+    spaces: Arc<RwLock<HashMap<Uuid, Space>>>,
+}
+
+#[derive(Default)]
+struct Space {
+    agents: HashMap<Uuid, Agent>,
+    conversations: HashMap<Uuid, Conversation>,
+}
+
+impl Store {
+    /// A store holding the configured agents, created at `now`.
+    pub(crate) fn seeded(agents: &[AgentConfig], now: Timestamp) -> Self {
+        // The platform keeps languages and locales as entities with ids; here each code gets
+        // an id on first sight, so agents that share a language share its id.
+        let mut ids: HashMap<(&str, &str), Uuid> = HashMap::new();
+        let mut id_of = |kind, code| *ids.entry((kind, code)).or_insert_with(Uuid::new_v4);
+        let mut spaces: HashMap<Uuid, Space> = HashMap::new();
+        for agent in agents {
+            let code = agent.language_locale_code.as_str();
+            let language = code.split('-').next().unwrap_or(code);
+            let agent = Agent {
+                id: agent.id,
+                title: agent.title.clone(),
+                description: agent.description.clone(),
+                space_id: agent.space_id,
+                language_id: id_of("language", language),
+                locale_id: id_of("locale", code),
+                language_locale_code: agent.language_locale_code.clone(),
+                created_at: now,
+                updated_at: now,
+                greeting: agent.greeting.clone(),
+            };
+            spaces
+                .entry(agent.space_id)
+                .or_default()
+                .agents
+                .insert(agent.id, agent);
+        }
+        Self {
+            spaces: Arc::new(RwLock::new(spaces)),
+        }
+    }
+
+    // A panic while the lock is held cannot leave the maps half-updated (updates are single
+    // assignments or closures that only set fields), so a poisoned lock is still usable.
+    fn read<R>(&self, f: impl FnOnce(&HashMap<Uuid, Space>) -> R) -> R {
+        f(&self.spaces.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, Space>) -> R) -> R {
+        f(&mut self.spaces.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn agent(&self, space: Uuid, id: Uuid) -> Option<Agent> {
+        self.read(|spaces| spaces.get(&space)?.agents.get(&id).cloned())
+    }
+
+    pub(crate) fn conversation(&self, space: Uuid, id: Uuid) -> Option<Conversation> {
+        self.read(|spaces| spaces.get(&space)?.conversations.get(&id).cloned())
+    }
+
+    pub(crate) fn insert_conversation(&self, space: Uuid, conversation: Conversation) {
+        self.write(|spaces| {
+            let space = spaces.entry(space).or_default();
+            space.conversations.insert(conversation.id, conversation);
+        });
+    }
+
+    /// Applies `change` to a conversation in place; `None` if there is no such conversation.
+    pub(crate) fn update_conversation<R>(
+        &self,
+        space: Uuid,
+        id: Uuid,
+        change: impl FnOnce(&mut Conversation) -> R,
+    ) -> Option<R> {
+        self.write(|spaces| Some(change(spaces.get_mut(&space)?.conversations.get_mut(&id)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(space_id: Uuid, code: &str) -> AgentConfig {
+        AgentConfig {
+            id: Uuid::new_v4(),
+            title: "A".into(),
+            space_id,
+            greeting: "Hi".into(),
+            description: String::new(),
+            language_locale_code: code.into(),
+        }
+    }
+
+    #[test]
+    fn agents_are_found_only_in_their_space() {
+        let (space, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let config = agent(space, "en-US");
+        let store = Store::seeded(std::slice::from_ref(&config), Timestamp::now());
+        assert!(store.agent(space, config.id).is_some());
+        assert!(store.agent(other, config.id).is_none());
+    }
+
+    #[test]
+    fn agents_share_the_ids_of_their_language_and_locale() {
+        let space = Uuid::new_v4();
+        let configs = [
+            agent(space, "en-US"),
+            agent(space, "en-GB"),
+            agent(space, "en-US"),
+        ];
+        let store = Store::seeded(&configs, Timestamp::now());
+        let [us, gb, us_too] = configs.map(|c| store.agent(space, c.id).expect("seeded"));
+        assert_eq!(us.language_id, gb.language_id);
+        assert_ne!(us.locale_id, gb.locale_id);
+        assert_eq!(us.locale_id, us_too.locale_id);
+        assert_ne!(us.language_id, us.locale_id);
+    }
+}

@@ -1,0 +1,298 @@
+//! Shared set-up of the integration tests: sandboxes on 127.0.0.1:0, tokens, fixtures and
+//! the key-set comparison with the contract's fixtures.
+
+use std::{future::Future, time::Duration};
+
+use reqwest::{Response, StatusCode, header};
+use secrecy::SecretString;
+use serde_json::Value;
+use speaknode_sandbox::{AgentConfig, AppState, ClientConfig, Config, Timing};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use uuid::{Uuid, uuid};
+
+/// The fixtures' space, where the `bff` client and Ava live.
+pub const SPACE: Uuid = uuid!("0f8fad5b-d9cb-469f-a165-70867728950e");
+/// Another tenant's space, with its own client and agent.
+pub const OTHER_SPACE: Uuid = uuid!("d4a1e3c2-5b6f-4e7d-8a9b-0c1d2e3f4a5b");
+pub const AVA: Uuid = uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7");
+pub const BORIS: Uuid = uuid!("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9");
+pub const AVA_GREETING: &str = "Hi! I'm Ava. How can I help you today?";
+pub const BFF: (&str, &str) = ("bff", "bff-secret");
+pub const OTHER_BFF: (&str, &str) = ("other-bff", "other-secret");
+/// The signing key seed of [`Sandbox::start_seeded`], so tests can sign their own tokens.
+pub const SEED: [u8; 32] = [42; 32];
+
+/// How long a test waits for something the sandbox does by itself.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Reads a contract fixture, checked in at compile time.
+macro_rules! fixture {
+    ($name:literal) => {
+        serde_json::from_str::<serde_json::Value>(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contract/fixtures/",
+            $name
+        )))
+        .expect(concat!("fixture ", $name, " is JSON"))
+    };
+}
+pub(crate) use fixture;
+
+/// Two spaces, each with a client and an agent.
+pub fn config(timing: Timing) -> Config {
+    let client = |(client_id, secret): (&str, &str), space_id| ClientConfig {
+        client_id: client_id.to_owned(),
+        client_secret: SecretString::from(secret),
+        space_id,
+    };
+    Config {
+        public_url: None,
+        realm: "speaknode".to_owned(),
+        access_token_ttl_secs: 300,
+        clients: vec![client(BFF, SPACE), client(OTHER_BFF, OTHER_SPACE)],
+        agents: vec![
+            AgentConfig {
+                id: AVA,
+                title: "Ava".to_owned(),
+                space_id: SPACE,
+                greeting: AVA_GREETING.to_owned(),
+                description: "Front desk agent of the demo store".to_owned(),
+                language_locale_code: "en-US".to_owned(),
+            },
+            AgentConfig {
+                id: BORIS,
+                title: "Boris".to_owned(),
+                space_id: OTHER_SPACE,
+                greeting: "Guten Tag!".to_owned(),
+                description: String::new(),
+                language_locale_code: "de-DE".to_owned(),
+            },
+        ],
+        timing,
+    }
+}
+
+/// A sandbox serving on an ephemeral port of 127.0.0.1.
+pub struct Sandbox {
+    pub base: String,
+    pub http: reqwest::Client,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Sandbox {
+    /// Runs the sandbox through the public `serve`, as the binary does.
+    pub async fn start(config: Config) -> Sandbox {
+        let (listener, base) = listen().await;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(speaknode_sandbox::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Sandbox {
+            base,
+            http: http(),
+            stop,
+            server,
+        }
+    }
+
+    /// Runs the sandbox's router with the signing key of [`SEED`].
+    pub async fn start_seeded(config: Config) -> Sandbox {
+        let (listener, base) = listen().await;
+        let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, speaknode_sandbox::router(state))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        Sandbox {
+            base,
+            http: http(),
+            stop,
+            server,
+        }
+    }
+
+    /// Asks the sandbox to shut down and waits until `serve` has returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(DEADLINE, self.server).await??
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn issuer(&self) -> String {
+        self.url("/realms/speaknode")
+    }
+
+    /// A token request with HTTP Basic client authentication.
+    pub async fn token_response(&self, (id, secret): (&str, &str)) -> Response {
+        self.http
+            .post(self.url("/realms/speaknode/protocol/openid-connect/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// An access token of `client`.
+    pub async fn token(&self, client: (&str, &str)) -> String {
+        let response = self.token_response(client).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("token JSON");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn dispatch(&self, token: &str, body: &Value) -> Response {
+        self.http
+            .post(self.url("/api/v1/conversations/dispatch"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST dispatch")
+    }
+}
+
+async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let base = format!("http://{}", listener.local_addr().expect("local address"));
+    (listener, base)
+}
+
+fn http() -> reqwest::Client {
+    // No proxy: a proxy from the environment must not see loopback traffic.
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client")
+}
+
+/// The claims of a token, read without verifying it.
+pub fn claims_of(token: &str) -> Value {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    let payload = token.split('.').nth(1).expect("a JWT payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+}
+
+/// Polls `probe` until it yields a value, failing the test after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that `actual` has exactly the members of `fixture`, recursively.
+///
+/// An empty fixture object stands for a free-form map (`dynamic_variables`), so its keys
+/// are not compared. An array's elements are each compared with the fixture element of the
+/// same `role` and `kind`, else the same `kind`, else the first.
+pub fn assert_same_keys(actual: &Value, fixture: &Value) {
+    compare(actual, fixture, "$");
+}
+
+fn compare(actual: &Value, fixture: &Value, path: &str) {
+    match (actual, fixture) {
+        (Value::Object(actual), Value::Object(fixture)) if !fixture.is_empty() => {
+            let mut have: Vec<_> = actual.keys().collect();
+            let mut want: Vec<_> = fixture.keys().collect();
+            have.sort();
+            want.sort();
+            assert_eq!(have, want, "members of {path}");
+            for (key, value) in actual {
+                compare(value, &fixture[key], &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(actual), Value::Array(fixture)) => {
+            for (i, element) in actual.iter().enumerate() {
+                let same = |keys: &[&str]| {
+                    fixture
+                        .iter()
+                        .find(|f| keys.iter().all(|k| f.get(k) == element.get(k)))
+                };
+                if let Some(model) = same(&["role", "kind"])
+                    .or_else(|| same(&["kind"]))
+                    .or(fixture.first())
+                {
+                    compare(element, model, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Asserts a problem+json response of `status` shaped like `fixture`; returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, fixture: &Value) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    assert_eq!(
+        content_type.as_ref().and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let body: Value = response.json().await.expect("problem JSON");
+    assert_same_keys(&body, fixture);
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        is_trace_parent(body["traceId"].as_str().unwrap_or_default()),
+        "{body}"
+    );
+    body
+}
+
+/// `00-<32 hex>-<16 hex>-00`.
+fn is_trace_parent(text: &str) -> bool {
+    let parts: Vec<_> = text.split('-').collect();
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    matches!(parts.as_slice(), ["00", trace, span, "00"]
+        if trace.len() == 32 && span.len() == 16 && hex(trace) && hex(span))
+}
+
+/// .NET's round-trip UTC format, `2026-11-29T08:30:00.1234567Z`.
+pub fn is_dotnet_timestamp(value: &Value) -> bool {
+    let Some(text) = value.as_str() else {
+        return false;
+    };
+    text.len() == 28
+        && text.ends_with('Z')
+        && time::PrimitiveDateTime::parse(
+            &text[..27],
+            time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]"
+            ),
+        )
+        .is_ok()
+}
