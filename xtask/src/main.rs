@@ -1,0 +1,209 @@
+//! Project automation (matklad's cargo-xtask): `cargo xtask demo | test | bench | setup`.
+//! Every command installs what it needs first, so a fresh machine needs nothing else.
+
+mod bench;
+mod stack;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::stack::{Ports, Stack};
+use crate::tools::Tools;
+
+/// Set-up, demo, tests and benchmarks of the SpeakNode widget workspace.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Stage {
+    Lint,
+    Native,
+    Browser,
+    E2e,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing, build everything, and run the sandbox, the BFF and the
+    /// widget's demo page on 127.0.0.1 until Ctrl-C.
+    Demo,
+    /// Install what is missing and run every test: lints, native tests, the widget's browser
+    /// tests in headless Chromium, and the end-to-end test against the release build.
+    Test {
+        /// Run one stage only (while working on it); CI runs them all.
+        #[arg(long, value_enum)]
+        only: Option<Stage>,
+    },
+    /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11) into target/bench/.
+    Bench,
+    /// Only install the tools (wasm target, trunk, wasm-bindgen-cli, npm packages, Chromium).
+    Setup,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Demo => demo(),
+        Cmd::Test { only } => test(only),
+        Cmd::Bench => {
+            let tools = tools::ensure(false)?;
+            build_widget(&tools)?;
+            bench::sizes(
+                &project_root().join("dist"),
+                &project_root().join("target/bench"),
+            )
+        }
+        Cmd::Setup => tools::ensure(true).map(drop),
+    }
+}
+
+fn demo() -> anyhow::Result<()> {
+    let tools = tools::ensure(false)?;
+    build_widget(&tools)?;
+    runtime()?.block_on(async {
+        let root = project_root();
+        let stack =
+            Stack::start(Ports::DEMO, &root.join("dist"), &root.join("target/demo")).await?;
+        println!();
+        println!("  SpeakNode widget demo is running.");
+        println!();
+        println!("  Open       {}", stack.host_url);
+        println!(
+            "  BFF        {}   (config: target/demo/bff.toml)",
+            stack.bff_url
+        );
+        println!(
+            "  Sandbox    {}   (issuer {})",
+            stack.sandbox_url, stack.issuer
+        );
+        println!("  trunk serve in another terminal also works: its /bff/ proxy reaches this BFF.");
+        println!();
+        println!("  Press Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+        println!("Stopping…");
+        stack.stop().await
+    })
+}
+
+fn test(only: Option<Stage>) -> anyhow::Result<()> {
+    let stage = |stage| only.is_none_or(|only| only == stage);
+    let tools = tools::ensure(stage(Stage::Browser) || stage(Stage::E2e))?;
+    let cargo = |args: &[&str]| run(tools.command("cargo").args(args));
+    if stage(Stage::Lint) {
+        cargo(&["fmt", "--all", "--check"])?;
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+        cargo(&[
+            "clippy",
+            "-p",
+            "speaknode-widget",
+            "-p",
+            "speaknode-api",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])?;
+    }
+    if stage(Stage::Native) {
+        cargo(&["test", "--workspace", "--locked"])?;
+    }
+    if stage(Stage::Browser) {
+        // The widget's component tests, in headless Chromium through wasm-bindgen-test-runner.
+        cargo(&[
+            "test",
+            "-p",
+            "speaknode-widget",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--test",
+            "web",
+            "--locked",
+        ])?;
+    }
+    if stage(Stage::E2e) {
+        build_widget(&tools)?;
+        end_to_end(&tools)?;
+    }
+    Ok(())
+}
+
+/// Builds the widget as customers get it: release profile, wasm-opt, into dist/.
+fn build_widget(tools: &Tools) -> anyhow::Result<()> {
+    // trunk runs cargo offline (Trunk.toml), so everything must be fetched first.
+    run(tools.command("cargo").args(["fetch", "--locked"]))?;
+    run(tools.command("trunk").args(["build", "--release"]))
+}
+
+/// Starts the stack on free ports and drives the release build in Chromium (e2e/).
+fn end_to_end(tools: &Tools) -> anyhow::Result<()> {
+    let root = project_root();
+    runtime()?.block_on(async {
+        let stack = Stack::start(Ports::ANY, &root.join("dist"), &root.join("target/e2e")).await?;
+        let mut node = tools.command("node");
+        node.args(["--test", "--test-reporter=spec", "e2e/"])
+            .env("SN_HOST_URL", &stack.host_url)
+            .env("SN_BFF_URL", &stack.bff_url)
+            .env("SN_ISSUER", &stack.issuer)
+            .env("SN_CLIENT_SECRET", &stack.client_secret)
+            .env("SN_GREETING", stack.greeting)
+            .env("SN_CHROMIUM", tools.chromium());
+        let status = tokio::task::spawn_blocking(move || run(&mut node)).await?;
+        stack.stop().await?;
+        status
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub fn run(command: &mut Command) -> anyhow::Result<()> {
+    eprintln!("$ {}", describe(command));
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {}", describe(command)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", describe(command));
+    }
+    Ok(())
+}
+
+fn describe(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tidy;
