@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use speaknode_api::{
     ConversationView, MintRequest, Problem, SessionGrant, StartRequest, StartedConversation,
-    WIDGET_HEADER, WIDGET_HEADER_VALUE, paths,
+    TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE, paths,
 };
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -63,8 +63,12 @@ pub trait Backend {
         token: &str,
         id: &str,
     ) -> LocalFuture<Result<ConversationView, ClientError>>;
+    /// Trades a token bound to a running conversation for a fresh one.
+    fn renew(&self, token: &str, id: &str) -> LocalFuture<Result<TokenGrant, ClientError>>;
     /// Waits before the next read.
     fn wait(&self, millis: u32) -> LocalFuture<()>;
+    /// The time now, in seconds since the Unix epoch (tokens carry absolute expiries).
+    fn now(&self) -> u64;
 }
 
 /// The BFF over the browser's `fetch`.
@@ -111,8 +115,19 @@ impl Backend for FetchBackend {
         Box::pin(async move { send::<(), _>("GET", &url, Some(&token), None).await })
     }
 
+    fn renew(&self, token: &str, id: &str) -> LocalFuture<Result<TokenGrant, ClientError>> {
+        let url = self.url(&paths::conversation_token(&encode_segment(id)));
+        let token = token.to_owned();
+        Box::pin(async move { send::<(), _>("POST", &url, Some(&token), None).await })
+    }
+
     fn wait(&self, millis: u32) -> LocalFuture<()> {
         Box::pin(sleep(millis))
+    }
+
+    fn now(&self) -> u64 {
+        // Date.now() is milliseconds as an f64; whole seconds are all a token needs.
+        (js_sys::Date::now() / 1000.0) as u64
     }
 }
 

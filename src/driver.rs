@@ -54,7 +54,10 @@ pub async fn run(
         Ok(started) => started,
         Err(error) => return fail(session, error.into()),
     };
-    let token = started.token;
+    let token = Token {
+        value: started.token,
+        expires_at: started.expires_at,
+    };
     let id = started.conversation.id.clone();
     if session
         .try_update(|s| s.apply(&started.conversation))
@@ -62,14 +65,23 @@ pub async fn run(
     {
         return;
     }
-    follow(backend.as_ref(), &token, &id, session, pacing).await;
+    follow(backend.as_ref(), token, &id, session, pacing).await;
+}
+
+/// Renew a token this long before it expires, so a read never races its expiry.
+const RENEW_MARGIN_SECS: u64 = 60;
+
+/// The token bound to the conversation, with its absolute expiry.
+struct Token {
+    value: String,
+    expires_at: u64,
 }
 
 /// Reads the conversation until it is final. Network hiccups are retried with growing
 /// delays; anything else is shown at once.
 async fn follow(
     backend: &dyn Backend,
-    token: &str,
+    mut token: Token,
     id: &str,
     session: RwSignal<Session>,
     pacing: Pacing,
@@ -84,7 +96,22 @@ async fn follow(
         if !wanted() {
             return;
         }
-        match backend.conversation(token, id).await {
+        if backend.now() + RENEW_MARGIN_SECS >= token.expires_at {
+            match backend.renew(&token.value, id).await {
+                Ok(grant) => {
+                    token = Token {
+                        value: grant.token,
+                        expires_at: grant.expires_at,
+                    }
+                }
+                Err(ClientError::Network) if failures + 1 < pacing.max_network_failures => {
+                    failures += 1;
+                    continue;
+                }
+                Err(error) => return fail(session, error.into()),
+            }
+        }
+        match backend.conversation(&token.value, id).await {
             Ok(view) => {
                 failures = 0;
                 if session.try_update(|s| s.apply(&view)).is_none() {

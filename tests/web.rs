@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use speaknode_api::{
-    AgentInfo, ConversationStatus, ConversationView, Role, SessionGrant, StartedConversation, Turn,
+    AgentInfo, ConversationStatus, ConversationView, Role, SessionGrant, StartedConversation,
+    TokenGrant, Turn,
 };
 use speaknode_widget::client::{Backend, ClientError, FetchBackend, LocalFuture, sleep};
 use speaknode_widget::driver::Pacing;
@@ -20,17 +21,32 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const GREETING: &str = "Hi! I'm Ava. How can I help you today?";
 
+/// The scripted clock: tokens expire relative to this.
+const NOW: u64 = 1_800_000_000;
+
 /// A BFF that answers from a script: each read returns the next view, the last one repeats.
+/// It checks that every read carries the latest token it handed out.
 struct ScriptedBackend {
     views: RefCell<VecDeque<ConversationView>>,
     reads: RefCell<u32>,
+    /// Lifetime of the token returned by `start`.
+    start_token_secs: u64,
+    current_token: RefCell<String>,
+    renewals: RefCell<u32>,
 }
 
 impl ScriptedBackend {
     fn new(views: Vec<ConversationView>) -> Rc<Self> {
+        Self::with_token_lifetime(views, 3600)
+    }
+
+    fn with_token_lifetime(views: Vec<ConversationView>, start_token_secs: u64) -> Rc<Self> {
         Rc::new(Self {
             views: RefCell::new(views.into()),
             reads: RefCell::new(0),
+            start_token_secs,
+            current_token: RefCell::new(String::new()),
+            renewals: RefCell::new(0),
         })
     }
 
@@ -60,10 +76,11 @@ impl Backend for ScriptedBackend {
     }
 
     fn start(&self, _token: &str) -> LocalFuture<Result<StartedConversation, ClientError>> {
+        *self.current_token.borrow_mut() = "conversation-token-0".into();
         let started = StartedConversation {
             conversation: self.next(),
-            token: "scoped-conversation-token".into(),
-            expires_at: 4_000_000_000,
+            token: "conversation-token-0".into(),
+            expires_at: NOW + self.start_token_secs,
         };
         Box::pin(async move { Ok(started) })
     }
@@ -74,15 +91,36 @@ impl Backend for ScriptedBackend {
         _id: &str,
     ) -> LocalFuture<Result<ConversationView, ClientError>> {
         assert_eq!(
-            token, "scoped-conversation-token",
-            "reads use the conversation-bound token"
+            token,
+            *self.current_token.borrow(),
+            "reads use the latest conversation-bound token"
         );
         let view = self.next();
         Box::pin(async move { Ok(view) })
     }
 
+    fn renew(&self, token: &str, _id: &str) -> LocalFuture<Result<TokenGrant, ClientError>> {
+        assert_eq!(
+            token,
+            *self.current_token.borrow(),
+            "renewal presents the current token"
+        );
+        *self.renewals.borrow_mut() += 1;
+        let fresh = format!("conversation-token-{}", self.renewals.borrow());
+        *self.current_token.borrow_mut() = fresh.clone();
+        let grant = TokenGrant {
+            token: fresh,
+            expires_at: NOW + 3600,
+        };
+        Box::pin(async move { Ok(grant) })
+    }
+
     fn wait(&self, _millis: u32) -> LocalFuture<()> {
         Box::pin(sleep(1))
+    }
+
+    fn now(&self) -> u64 {
+        NOW
     }
 }
 
@@ -234,6 +272,30 @@ async fn repeated_reads_never_duplicate_a_turn() {
     assert!(
         *backend.reads.borrow() >= 4,
         "the driver read until the conversation was final"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_token_about_to_expire_is_renewed_before_the_next_read() {
+    let (_host, root, container) = shadow_host();
+    // The start token has 30 s left: less than the renewal margin.
+    let backend = ScriptedBackend::with_token_lifetime(
+        vec![
+            view(ConversationStatus::Pending, vec![]),
+            view(ConversationStatus::Active, vec![greeting()]),
+        ],
+        30,
+    );
+    let widget = mount(backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    assert_eq!(
+        *backend.renewals.borrow(),
+        1,
+        "renewed once, then the fresh token lasts"
     );
 }
 

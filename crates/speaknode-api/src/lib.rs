@@ -18,6 +18,10 @@ pub mod paths {
     pub fn conversation(id: &str) -> String {
         format!("{CONVERSATIONS}/{id}")
     }
+    /// `POST /v1/conversations/{id}/token`: a fresh token for a conversation still running.
+    pub fn conversation_token(id: &str) -> String {
+        format!("{CONVERSATIONS}/{id}/token")
+    }
 }
 
 /// The header every widget request carries. A custom header turns a cross-origin call into
@@ -66,6 +70,15 @@ pub struct StartedConversation {
     /// A scoped token bound to this conversation; it replaces the minting token.
     pub token: String,
     /// When that token stops being accepted, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// Answer to `POST /v1/conversations/{id}/token`: a new token bound to the same
+/// conversation, so a conversation can outlive any one short-lived token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    pub token: String,
+    /// When the new token stops being accepted, in seconds since the Unix epoch.
     pub expires_at: u64,
 }
 

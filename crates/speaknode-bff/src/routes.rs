@@ -14,12 +14,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use speaknode_api::{
     AgentInfo, ConversationView, MintRequest, SessionGrant, StartRequest, StartedConversation,
-    WIDGET_HEADER, WIDGET_HEADER_VALUE, paths,
+    TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE, paths,
 };
 
 use crate::error::AppError;
 use crate::token::{Claims, Grant, Scope, TokenError, TokenIssuer, visitor_id};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{Conversation, Upstream, UpstreamError};
 
 /// What every handler shares.
 pub(crate) type AppState = Arc<Shared>;
@@ -44,6 +44,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(paths::SESSIONS, post(create_session))
         .route(paths::CONVERSATIONS, post(start_conversation))
         .route(&paths::conversation("{id}"), get(get_conversation))
+        .route(&paths::conversation_token("{id}"), post(renew_token))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { AppError::NotFound })
@@ -139,15 +140,52 @@ async fn get_conversation(
     RequestOrigin(origin): RequestOrigin,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<ConversationView>, AppError> {
-    // Any other id answers exactly like a missing one, so a token reveals nothing about
-    // conversations it is not bound to.
-    if claims.scope != Scope::ConversationRead || claims.conversation_id.as_deref() != Some(&id) {
+    let conversation = own_conversation(&app, &claims, origin.as_deref(), &id).await?;
+    Ok(Json(conversation.into_view()))
+}
+
+/// `POST /v1/conversations/{id}/token`: trades a valid token bound to a running
+/// conversation for a fresh one. Renewal ends with the conversation, so a token copied
+/// from a page is useful at most until the conversation is over plus one token lifetime.
+async fn renew_token(
+    State(app): State<AppState>,
+    Authorized(claims): Authorized,
+    RequestOrigin(origin): RequestOrigin,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<TokenGrant>, AppError> {
+    let conversation = own_conversation(&app, &claims, origin.as_deref(), &id).await?;
+    if conversation.is_final() || !app.allows(&claims.agent_id, &claims.origin) {
+        return Err(AppError::Forbidden);
+    }
+    let minted = app.tokens.mint(Grant {
+        sub: claims.sub,
+        agent_id: claims.agent_id,
+        origin: claims.origin,
+        scope: Scope::ConversationRead,
+        conversation_id: Some(conversation.id),
+    })?;
+    Ok(Json(TokenGrant {
+        token: minted.token,
+        expires_at: minted.expires_at,
+    }))
+}
+
+/// The conversation `id` if the token is bound to it, it belongs to the token's agent and
+/// the request comes from the token's page. Any other id answers exactly like a missing
+/// one, so a token reveals nothing about conversations it is not bound to.
+async fn own_conversation(
+    app: &Shared,
+    claims: &Claims,
+    origin: Option<&str>,
+    id: &str,
+) -> Result<Conversation, AppError> {
+    if claims.scope != Scope::ConversationRead || claims.conversation_id.as_deref() != Some(id) {
         return Err(AppError::NotFound);
     }
-    same_origin(origin.as_deref(), &claims)?;
+    same_origin(origin, claims)?;
     let conversation = app
         .upstream
-        .get_conversation(&id)
+        .get_conversation(id)
         .await
         .map_err(|error| match error {
             UpstreamError::NotFound => AppError::NotFound,
@@ -156,7 +194,7 @@ async fn get_conversation(
     if conversation.agent_id != claims.agent_id {
         return Err(AppError::NotFound);
     }
-    Ok(Json(conversation.into_view()))
+    Ok(conversation)
 }
 
 /// `GET /.well-known/jwks.json`: the public keys of widget tokens. Verifiers may cache it

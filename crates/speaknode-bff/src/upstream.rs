@@ -174,6 +174,11 @@ struct UpstreamProblem {
 }
 
 impl Conversation {
+    /// Whether the conversation has ended (Completed or Failed) and can no longer change.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self.status, Some(Status::Completed | Status::Failed))
+    }
+
     /// What a visitor may see: the status, timestamps and the spoken messages of the agent
     /// and the visitor, oldest first. System prompts, tool calls, tool output and handoffs
     /// are left out, and so are turns without text.

@@ -657,3 +657,40 @@ async fn the_leak_check_recognises_platform_credentials() {
     let widget_token = stack.mint_token(ORIGIN_A, AGENT_A).await;
     assert!(find_leak(&widget_token, &stack.issuer).is_none());
 }
+
+#[tokio::test]
+async fn a_running_conversation_renews_its_token_only_for_its_own_page() {
+    let stack = Stack::start().await;
+    let (id_a, read_a) = stack.started(ORIGIN_A, AGENT_A).await;
+    let (id_b, _) = stack.started(ORIGIN_B, AGENT_B).await;
+
+    let renewed = stack.renew_token(&read_a, &id_a, Some(ORIGIN_A)).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{renewed:?}");
+    let body = renewed.json();
+    let fresh = body["token"].as_str().expect("a renewed token");
+    assert_ne!(fresh, read_a, "renewal mints a new token");
+    assert!(body["expires_at"].as_u64().is_some());
+    assert_eq!(
+        stack.read_conversation(fresh, &id_a).await.status,
+        StatusCode::OK
+    );
+
+    // Only a token bound to that very conversation renews, and only from its page.
+    let minting = stack.mint_token(ORIGIN_A, AGENT_A).await;
+    stack
+        .renew_token(&minting, &id_a, Some(ORIGIN_A))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    stack
+        .renew_token(&read_a, &id_b, Some(ORIGIN_A))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    stack
+        .renew_token(&read_a, &id_a, Some(ORIGIN_B))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "origin_not_allowed");
+    stack
+        .renew_token("not-a-token", &id_a, Some(ORIGIN_A))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+}

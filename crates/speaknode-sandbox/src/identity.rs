@@ -208,7 +208,9 @@ fn authenticate<'a>(
         .ok_or(Error::InvalidClient { basic })
 }
 
-/// The client id and secret of an `Authorization: Basic` header.
+/// The client id and secret of an `Authorization: Basic` header. RFC 6749 §2.3.1 has
+/// clients form-urlencode both before joining them, as the `oauth2` crate and Keycloak do,
+/// so they are decoded after the split.
 fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     let (scheme, encoded) = value.to_str().ok()?.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -216,7 +218,15 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some((id.to_owned(), secret.to_owned()))
+    Some((form_decode(id)?, form_decode(secret)?))
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 #[cfg(test)]
@@ -268,6 +278,18 @@ mod tests {
         let both = form(&[("client_secret", "s3cret")]);
         let mixed = authenticate(&clients, &basic("bff:s3cret"), &both);
         assert!(matches!(mixed, Err(Error::InvalidTokenRequest(_))));
+        // Regression: secrets with reserved characters arrive form-urlencoded (RFC 6749
+        // §2.3.1), as the BFF's oauth2 client sends them.
+        let special = vec![Client::new(ClientConfig {
+            client_id: "bff app".into(),
+            client_secret: SecretString::from("a+b/c=d%e"),
+            space_id: Uuid::new_v4(),
+        })];
+        let encoded = authenticate(&special, &basic("bff+app:a%2Bb%2Fc%3Dd%25e"), &form(&[]));
+        assert!(
+            encoded.is_ok(),
+            "form-urlencoded Basic credentials are decoded"
+        );
         let garbage = authenticate(&clients, &basic("no colon"), &form(&[]));
         assert!(matches!(garbage, Err(Error::InvalidClient { basic: true })));
     }

@@ -258,6 +258,18 @@ impl Stack {
         self.send(request).await
     }
 
+    pub async fn renew_token(&self, token: &str, id: &str, origin: Option<&str>) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(&paths::conversation_token(id)))
+            .header(WIDGET_HEADER, WIDGET_HEADER_VALUE)
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        self.send(request).await
+    }
+
     /// Mints and starts; returns the conversation id and the token bound to it.
     pub async fn started(&self, origin: &str, agent_id: &str) -> (String, String) {
         let token = self.mint_token(origin, agent_id).await;
