@@ -53,6 +53,21 @@
   }
 
   var INTENT = ["pointerenter", "focusin", "touchstart"];
+  var SVG = "http://www.w3.org/2000/svg";
+
+  // Built node by node rather than through innerHTML, so pages enforcing Trusted Types
+  // accept it.
+  function micIcon() {
+    var svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "sn-launcher-icon");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    var path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", "M12 15a3 3 0 0 0 3-3V6a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3Zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-2.08A7 7 0 0 0 19 12h-2Z");
+    svg.appendChild(path);
+    return svg;
+  }
 
   class SpeakNodeWidget extends HTMLElement {
     static get observedAttributes() { return ["agent-id", "session-url", "lang"]; }
@@ -97,7 +112,7 @@
       button.setAttribute("data-testid", "sn-launcher");
       button.setAttribute("aria-label", "Talk to us");
       button.setAttribute("aria-expanded", "false");
-      button.innerHTML = '<svg class="sn-launcher-icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 15a3 3 0 0 0 3-3V6a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3Zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-2.08A7 7 0 0 0 19 12h-2Z"/></svg>';
+      button.appendChild(micIcon());
       var self = this;
       var warm = function () { loadApp().catch(function () {}); };
       INTENT.forEach(function (type) { button.addEventListener(type, warm, { once: true, passive: true }); });
