@@ -38,6 +38,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use config::{AgentPolicy, Config, UpstreamConfig, UpstreamMode};
+pub use upstream::login::Login;
 
 use crate::error::AppError;
 use crate::routes::Shared;

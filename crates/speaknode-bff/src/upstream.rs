@@ -29,6 +29,7 @@
 //! so no later change in a handler can pass them on to a widget.
 
 mod credentials;
+pub(crate) mod login;
 mod oidc;
 mod token_file;
 

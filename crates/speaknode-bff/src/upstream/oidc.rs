@@ -3,8 +3,8 @@
 
 use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType};
 use oauth2::{
-    ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpClientError, RequestTokenError,
-    TokenUrl,
+    AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, HttpClientError,
+    RequestTokenError, TokenUrl,
 };
 use reqwest::header::ACCEPT;
 use secrecy::{ExposeSecret, SecretString};
@@ -25,6 +25,13 @@ pub(crate) type GrantError = RequestTokenError<HttpClientError<reqwest::Error>, 
 pub(crate) struct Discovery {
     pub issuer: String,
     pub token_endpoint: String,
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// RFC 9207: the provider names itself in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
 }
 
 /// Who the BFF is at the identity provider and what it asks for.
@@ -90,6 +97,14 @@ impl Identity {
     pub(crate) fn token_url(discovery: &Discovery) -> Result<TokenUrl, UpstreamError> {
         TokenUrl::new(discovery.token_endpoint.clone())
             .map_err(|e| UpstreamError::BadGateway(format!("invalid token_endpoint: {e}")))
+    }
+
+    /// The authorization endpoint a discovery document names, for `login`.
+    pub(crate) fn auth_url(discovery: &Discovery) -> anyhow::Result<AuthUrl> {
+        let endpoint = discovery.authorization_endpoint.clone().ok_or_else(|| {
+            anyhow::anyhow!("the discovery document has no authorization_endpoint")
+        })?;
+        Ok(AuthUrl::new(endpoint)?)
     }
 
     /// The BFF's client at `token_url`, authenticating with HTTP Basic when it has a secret.
