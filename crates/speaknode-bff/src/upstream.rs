@@ -428,4 +428,6 @@ fn retry_after(headers: &HeaderMap) -> u64 {
 }
 
 #[cfg(test)]
+mod oidc_tests;
+#[cfg(test)]
 mod tests;

@@ -307,6 +307,14 @@ impl Credentials {
         Ok(response)
     }
 
+    /// Makes the next write of the refresh token file fail before it writes anything.
+    #[cfg(test)]
+    pub(crate) fn crash_before_next_write(&self) {
+        if let Grant::RefreshToken(file) = &self.grant {
+            file.crash_before_write.store(true, Ordering::SeqCst);
+        }
+    }
+
     fn owner(&self) -> Owner<'_> {
         Owner {
             issuer: &self.identity.issuer,
