@@ -56,6 +56,40 @@ pub struct UpstreamConfig {
     /// Timeout of each call to the platform, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How the BFF obtains its platform access token.
+    #[serde(default)]
+    pub mode: UpstreamMode,
+    /// Where `refresh_token` mode keeps its refresh token (written by `speaknode-bff
+    /// login`, rewritten on every rotation). One BFF instance per file.
+    #[serde(default)]
+    pub refresh_token_file: Option<PathBuf>,
+    /// An RFC 8707 resource indicator sent as `resource` on every grant request, for
+    /// identity providers that issue audience-bound (e.g. JWT) access tokens per resource.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Sent as `audience` on every grant request, for identity providers that take that
+    /// parameter instead of `resource`.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Space-separated scopes requested with `client_credentials` and by `login`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// The port of `login`'s redirect URI `http://127.0.0.1:{port}/callback`; a random
+    /// free port when unset (for identity providers that ignore loopback ports, RFC 8252).
+    #[serde(default)]
+    pub login_redirect_port: Option<u16>,
+}
+
+/// The grant the BFF uses for its own platform access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamMode {
+    /// `client_credentials` with the BFF's own client: no refresh token to lose.
+    #[default]
+    ClientCredentials,
+    /// A refresh token from one user authorisation (`speaknode-bff login`), rotated and
+    /// stored in `refresh_token_file`.
+    RefreshToken,
 }
 
 /// One agent and the pages that may embed a widget for it.
@@ -66,6 +100,26 @@ pub struct AgentPolicy {
     pub id: String,
     /// Exact origins, as browsers send them: `https://shop.example`, `http://localhost:8080`.
     pub allowed_origins: Vec<String>,
+}
+
+/// Empty identity values, which [`Config::validate`] refuses, and every optional key at
+/// its default: a base for literals in tests and tools.
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            api_base: String::new(),
+            client_id: String::new(),
+            client_secret: empty_secret(),
+            timeout_ms: default_timeout_ms(),
+            mode: UpstreamMode::default(),
+            refresh_token_file: None,
+            resource: None,
+            audience: None,
+            scope: None,
+            login_redirect_port: None,
+        }
+    }
 }
 
 fn default_token_ttl_secs() -> u64 {
@@ -113,10 +167,25 @@ impl Config {
             !upstream.client_id.trim().is_empty(),
             "upstream.client_id is empty"
         );
+        // A refresh token may belong to a public client; client credentials need a secret.
         ensure!(
-            !upstream.client_secret.expose_secret().is_empty(),
+            upstream.mode == UpstreamMode::RefreshToken
+                || !upstream.client_secret.expose_secret().is_empty(),
             "upstream.client_secret is empty (set it in the file or in {CLIENT_SECRET_ENV})"
         );
+        ensure!(
+            upstream.mode == UpstreamMode::ClientCredentials
+                || upstream.refresh_token_file.is_some(),
+            "upstream.mode = \"refresh_token\" needs upstream.refresh_token_file"
+        );
+        if let Some(resource) = &upstream.resource {
+            // RFC 8707 §2: an absolute URI without a fragment.
+            let valid = reqwest::Url::parse(resource).is_ok_and(|url| url.fragment().is_none());
+            ensure!(
+                valid,
+                "upstream.resource {resource:?} must be an absolute URI without a fragment"
+            );
+        }
         ensure!(
             (100..=120_000).contains(&upstream.timeout_ms),
             "upstream.timeout_ms is {}, but must be within 100..=120000",
@@ -326,6 +395,42 @@ mod tests {
             format!("{error:#}").contains("cannot read the config file"),
             "{error:#}"
         );
+    }
+
+    #[test]
+    fn refresh_token_mode_needs_a_file_but_no_client_secret() {
+        let public = MINIMAL.replace("client_secret = \"s3cret\"", "mode = \"refresh_token\"");
+        let error = Config::from_toml(&public).expect_err("no file");
+        assert!(
+            format!("{error:#}").contains("refresh_token_file"),
+            "{error:#}"
+        );
+        let public = public.replace(
+            "mode = ",
+            "refresh_token_file = \"/var/lib/speaknode-bff/refresh-token.json\"\nmode = ",
+        );
+        let config = Config::from_toml(&public).expect("a public client may refresh");
+        assert_eq!(config.upstream.mode, UpstreamMode::RefreshToken);
+        let default = Config::from_toml(MINIMAL).expect("valid");
+        assert_eq!(default.upstream.mode, UpstreamMode::ClientCredentials);
+        let unknown = MINIMAL.replace("client_id =", "mode = \"password\"\nclient_id =");
+        assert!(Config::from_toml(&unknown).is_err());
+    }
+
+    #[test]
+    fn a_resource_indicator_is_an_absolute_uri_without_a_fragment() {
+        for (resource, valid) in [
+            ("https://voice-api.example", true),
+            ("urn:speaknode:platform-api", true),
+            ("voice-api", false),
+            ("https://voice-api.example/#v1", false),
+        ] {
+            let text = MINIMAL.replace(
+                "client_id =",
+                &format!("resource = \"{resource}\"\nclient_id ="),
+            );
+            assert_eq!(Config::from_toml(&text).is_ok(), valid, "{resource}");
+        }
     }
 
     #[test]

@@ -59,9 +59,9 @@ impl AppError {
             Self::Token(_) => StatusCode::UNAUTHORIZED,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream(error) => match error {
-                UpstreamError::RateLimited { .. } | UpstreamError::IdentityUnavailable(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                UpstreamError::RateLimited { .. }
+                | UpstreamError::IdentityUnavailable(_)
+                | UpstreamError::NeedsLogin => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 // A 404 that a handler did not expect is the platform misbehaving.
                 UpstreamError::NotFound | UpstreamError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -247,5 +247,19 @@ mod tests {
             StatusCode::BAD_GATEWAY
         );
         assert_eq!(status(UpstreamError::NotFound), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            status(UpstreamError::NeedsLogin),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_authorisation_tells_the_log_not_the_browser() {
+        let error = UpstreamError::NeedsLogin;
+        assert!(error.to_string().contains("speaknode-bff login"));
+        let (status, _, body) = render(error.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "upstream_unavailable");
+        assert!(!body.to_string().contains("login"), "{body}");
     }
 }

@@ -37,7 +37,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{AgentPolicy, Config, UpstreamConfig};
+pub use config::{AgentPolicy, Config, UpstreamConfig, UpstreamMode};
+pub use upstream::login::Login;
 
 use crate::error::AppError;
 use crate::routes::Shared;

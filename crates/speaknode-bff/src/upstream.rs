@@ -4,14 +4,17 @@
 //! `crates/speaknode-sandbox/contract/CONTRACT.md` and its `fixtures/`, which the sandbox
 //! answers with and this module's tests read. In short:
 //!
-//! - **Identity.** The issuer is a Keycloak realm URL. Discovery is read once from
-//!   `{issuer}/.well-known/openid-configuration`; its `issuer` must equal ours (OpenID
-//!   Connect Discovery §4.3) and its `token_endpoint` is used for the `client_credentials`
-//!   grant with HTTP Basic client authentication. The access token is opaque to the BFF: it
-//!   is never decoded, never logged and only ever sent as `Bearer` to `api_base`.
+//! - **Identity** (`oidc`, `credentials`). The issuer is a Keycloak realm URL, or any
+//!   OpenID provider. Discovery is read once from `{issuer}/.well-known/openid-configuration`;
+//!   its `issuer` must equal ours (OpenID Connect Discovery §4.3) and its `token_endpoint`
+//!   serves the `client_credentials` grant, or in refresh-token mode the `refresh_token`
+//!   grant (`login` runs the one authorization code flow behind it), with HTTP Basic client
+//!   authentication. The access token is opaque to the BFF: it is never decoded, never
+//!   logged and only ever sent as `Bearer` to `api_base`.
 //! - **Token lifetime.** A token is reused until 30 s (or 10 % of its lifetime, if that is
-//!   less) before `expires_in` runs out. One refresh runs at a time, and requests that
-//!   waited for a failed refresh share its error instead of queueing one call each.
+//!   less, but at least 1 s) before `expires_in` runs out. One refresh runs at a time, and
+//!   requests that waited for a failed refresh share its error instead of queueing one
+//!   call each.
 //! - **REST.** Routes under `{api_base}/api/v1`, snake_case members, PascalCase enum values,
 //!   `null` for absent values. Unknown members are ignored and unknown enum values are read
 //!   as `Unknown`, so the platform can grow without breaking the BFF.
@@ -25,11 +28,13 @@
 //! system prompts, LiveKit ids and error messages are therefore never even deserialised,
 //! so no later change in a handler can pass them on to a widget.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod credentials;
+pub(crate) mod login;
+mod oidc;
+mod token_file;
+
 use std::time::Duration;
 
-use oauth2::basic::BasicClient;
-use oauth2::{ClientId, ClientSecret, HttpClientError, RequestTokenError, TokenResponse, TokenUrl};
 use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -38,10 +43,9 @@ use serde::{Deserialize, Serialize};
 use speaknode_api::{ConversationStatus, ConversationView, Role, Turn};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
+use crate::upstream::credentials::Credentials;
 
 /// The most of a platform response body the BFF reads; real ones are a few KiB.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -49,13 +53,6 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 pub(crate) const MAX_RETRY_AFTER_SECS: u64 = 60;
 /// Used when a 429 comes without a readable `Retry-After`.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
-/// Lifetime assumed when a token response has no `expires_in`.
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-/// Longer lifetimes are cut to this, so an absurd `expires_in` neither overflows the
-/// clock arithmetic nor pins a token for days.
-const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-/// A token is refreshed this long before it expires, or 10 % of its lifetime if shorter.
-const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
 /// Why a platform call failed. The messages are for the log only: they may name URLs.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,6 +70,13 @@ pub(crate) enum UpstreamError {
     /// The platform failed, refused the BFF or sent something unreadable.
     #[error("the platform failed or refused the BFF: {0}")]
     BadGateway(String),
+    /// Refresh-token mode has no usable refresh token: the provider refused it or the file
+    /// holds none. Only an operator can fix this.
+    #[error(
+        "the BFF has no valid authorisation at the platform; run `speaknode-bff login \
+         --config <config file>`"
+    )]
+    NeedsLogin,
 }
 
 /// An agent as `GET /api/v1/agents/{id}` returns it (`fixtures/agent.json`).
@@ -159,13 +163,6 @@ enum HistoryKind {
     Unknown,
 }
 
-/// The members of the discovery document the BFF uses.
-#[derive(Debug, Deserialize)]
-struct Discovery {
-    issuer: String,
-    token_endpoint: String,
-}
-
 /// The members of a platform problem body worth logging.
 #[derive(Debug, Default, Deserialize)]
 struct UpstreamProblem {
@@ -234,52 +231,22 @@ impl Conversation {
 /// A client of one platform deployment with one set of BFF credentials.
 pub(crate) struct Upstream {
     http: reqwest::Client,
-    issuer: String,
     api_base: Url,
-    client_id: ClientId,
-    client_secret: SecretString,
-    token: Mutex<TokenState>,
-    /// Finished refresh attempts, read before waiting for the lock: a request that sees
-    /// it change while it waited knows a refresh ran for it.
-    attempts: AtomicU64,
-}
-
-#[derive(Default)]
-struct TokenState {
-    endpoint: Option<TokenUrl>,
-    current: Option<CachedToken>,
-    last_error: Option<UpstreamError>,
-}
-
-struct CachedToken {
-    secret: SecretString,
-    refresh_at: Instant,
+    credentials: Credentials,
 }
 
 impl Upstream {
     pub(crate) fn new(config: &UpstreamConfig) -> anyhow::Result<Self> {
-        let timeout = Duration::from_millis(config.timeout_ms);
-        // Never follow redirects: a redirect could carry the client secret or the access
-        // token to another host (the oauth2 crate's SSRF warning).
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("speaknode-bff/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client(config)?;
         let api_base = Url::parse(&config.api_base)?;
         anyhow::ensure!(
             !api_base.cannot_be_a_base(),
             "upstream.api_base cannot hold paths"
         );
         Ok(Self {
+            credentials: Credentials::new(config, http.clone()),
             http,
-            issuer: config.issuer.trim_end_matches('/').to_owned(),
             api_base,
-            client_id: ClientId::new(config.client_id.clone()),
-            client_secret: config.client_secret.clone(),
-            token: Mutex::default(),
-            attempts: AtomicU64::new(0),
         })
     }
 
@@ -317,7 +284,7 @@ impl Upstream {
         let (mut response, token) = self.send(&method, &url, body).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             tracing::info!("the platform refused the cached access token; fetching a new one");
-            self.invalidate(&token).await;
+            self.credentials.invalidate(&token).await;
             (response, _) = self.send(&method, &url, body).await?;
         }
         read_json(response, url.path()).await
@@ -329,7 +296,7 @@ impl Upstream {
         url: &Url,
         body: Option<&B>,
     ) -> Result<(reqwest::Response, SecretString), UpstreamError> {
-        let token = self.access_token().await?;
+        let token = self.credentials.access_token().await?;
         let mut request = self
             .http
             .request(method.clone(), url.clone())
@@ -363,116 +330,19 @@ impl Upstream {
             .extend(path);
         Ok(url)
     }
+}
 
-    /// The current access token, fetched once for all concurrent callers when missing or
-    /// about to expire.
-    async fn access_token(&self) -> Result<SecretString, UpstreamError> {
-        let seen = self.attempts.load(Ordering::Acquire);
-        let mut state = self.token.lock().await;
-        if let Some(token) = &state.current
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.secret.clone());
-        }
-        if self.attempts.load(Ordering::Acquire) != seen
-            && let Some(error) = &state.last_error
-        {
-            return Err(error.clone());
-        }
-        let result = self.refresh(&mut state).await;
-        state.last_error = result.as_ref().err().cloned();
-        self.attempts.fetch_add(1, Ordering::Release);
-        result
-    }
-
-    async fn refresh(&self, state: &mut TokenState) -> Result<SecretString, UpstreamError> {
-        let endpoint = match &state.endpoint {
-            Some(endpoint) => endpoint.clone(),
-            None => state.endpoint.insert(self.discover().await?).clone(),
-        };
-        let client = BasicClient::new(self.client_id.clone())
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_owned(),
-            ))
-            .set_token_uri(endpoint);
-        let started = Instant::now();
-        let response = client
-            .exchange_client_credentials()
-            .request_async(&self.http)
-            .await
-            .map_err(|error| match error {
-                RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
-                    transport_error(&e, "token endpoint", UpstreamError::IdentityUnavailable)
-                }
-                RequestTokenError::ServerResponse(e) => UpstreamError::BadGateway(format!(
-                    "the token endpoint refused the BFF's client: {}",
-                    e.error()
-                )),
-                // The body of an unreadable answer may still hold a token: never log it.
-                RequestTokenError::Parse(..) => {
-                    UpstreamError::IdentityUnavailable("unreadable token endpoint response".into())
-                }
-                other => UpstreamError::IdentityUnavailable(format!("token request: {other}")),
-            })?;
-        let lifetime = response
-            .expires_in()
-            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
-            .min(MAX_TOKEN_LIFETIME);
-        let secret = SecretString::from(response.access_token().secret().as_str());
-        state.current = Some(CachedToken {
-            secret: secret.clone(),
-            refresh_at: started + lifetime - REFRESH_MARGIN.min(lifetime / 10),
-        });
-        tracing::debug!(
-            lifetime_secs = lifetime.as_secs(),
-            "fetched a platform access token"
-        );
-        Ok(secret)
-    }
-
-    async fn discover(&self) -> Result<TokenUrl, UpstreamError> {
-        let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let response = self
-            .http
-            .get(&url)
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| transport_error(&e, &url, UpstreamError::IdentityUnavailable))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(UpstreamError::IdentityUnavailable(format!(
-                "{url} answered {status}"
-            )));
-        }
-        let document: Discovery = serde_json::from_slice(&read_capped(response, &url).await?)
-            .map_err(|e| {
-                UpstreamError::IdentityUnavailable(format!("{url}: unreadable document: {e}"))
-            })?;
-        // A document naming another issuer means a misconfiguration or a mix-up attack;
-        // either way the BFF must not send its secret to that token endpoint.
-        if document.issuer.trim_end_matches('/') != self.issuer {
-            return Err(UpstreamError::BadGateway(format!(
-                "{url} names the issuer {:?}, not the configured one",
-                document.issuer
-            )));
-        }
-        TokenUrl::new(document.token_endpoint)
-            .map_err(|e| UpstreamError::BadGateway(format!("invalid token_endpoint: {e}")))
-    }
-
-    /// Drops the cached token if it is still `stale`, so a token another request has just
-    /// fetched survives.
-    async fn invalidate(&self, stale: &SecretString) {
-        let mut state = self.token.lock().await;
-        if state
-            .current
-            .as_ref()
-            .is_some_and(|t| t.secret.expose_secret() == stale.expose_secret())
-        {
-            state.current = None;
-        }
-    }
+/// The HTTP client of every call to the platform and its identity provider.
+fn http_client(config: &UpstreamConfig) -> anyhow::Result<reqwest::Client> {
+    let timeout = Duration::from_millis(config.timeout_ms);
+    // Never follow redirects: a redirect could carry the client secret or the access
+    // token to another host (the oauth2 crate's SSRF warning).
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("speaknode-bff/", env!("CARGO_PKG_VERSION")))
+        .build()?)
 }
 
 async fn read_json<T: DeserializeOwned>(
@@ -557,5 +427,7 @@ fn retry_after(headers: &HeaderMap) -> u64 {
         .clamp(1, MAX_RETRY_AFTER_SECS)
 }
 
+#[cfg(test)]
+mod oidc_tests;
 #[cfg(test)]
 mod tests;

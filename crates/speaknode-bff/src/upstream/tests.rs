@@ -1,6 +1,7 @@
 //! Tests of the platform client: the contract fixtures, the visitor's view of a
 //! conversation, and token handling against a tiny fake platform on loopback.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use oauth2::TokenResponse;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -34,7 +36,7 @@ fn conversation(text: &str) -> Conversation {
 fn every_fixture_the_bff_reads_deserialises() {
     let agent: Agent = serde_json::from_str(fixture!("agent.json")).expect("agent");
     assert_eq!(agent.title, "Ava");
-    let discovery: Discovery =
+    let discovery: oidc::Discovery =
         serde_json::from_str(fixture!("openid-configuration.json")).expect("discovery");
     assert!(discovery.token_endpoint.starts_with(&discovery.issuer));
     let token: oauth2::basic::BasicTokenResponse =
@@ -190,6 +192,7 @@ fn upstream(base: &str, timeout_ms: u64) -> Upstream {
         client_id: "bff".into(),
         client_secret: SecretString::from("s3cret"),
         timeout_ms,
+        ..UpstreamConfig::default()
     })
     .expect("client")
 }
@@ -274,6 +277,79 @@ async fn concurrent_calls_on_a_cold_cache_fetch_one_token() {
         "one token call for 50 requests"
     );
     assert_eq!(counters.api.load(Ordering::SeqCst), 50);
+}
+
+#[tokio::test]
+async fn grant_requests_carry_the_configured_resource_audience_and_scope() {
+    let forms = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let base = spawn(|base| {
+        let issuer = format!("{base}{REALM}");
+        let discovery = json!({ "issuer": issuer, "token_endpoint": format!("{issuer}/token") });
+        let forms = forms.clone();
+        Router::new()
+            .route(
+                &format!("{REALM}/.well-known/openid-configuration"),
+                get(move || std::future::ready(Json(discovery.clone()))),
+            )
+            .route(
+                &format!("{REALM}/token"),
+                post(move |form: String| {
+                    forms.lock().expect("forms").push(form);
+                    std::future::ready(Json(
+                        json!({ "access_token": "t", "token_type": "Bearer", "expires_in": 300 }),
+                    ))
+                }),
+            )
+    })
+    .await;
+    let configured = UpstreamConfig {
+        issuer: format!("{base}{REALM}"),
+        api_base: base.clone(),
+        client_id: "bff".into(),
+        client_secret: SecretString::from("s3cret"),
+        resource: Some("https://voice-api.example".into()),
+        audience: Some("voice-api".into()),
+        scope: Some("agents:read  conversations:write".into()),
+        ..UpstreamConfig::default()
+    };
+    let bare = UpstreamConfig {
+        resource: None,
+        audience: None,
+        scope: None,
+        ..configured.clone()
+    };
+    for config in [configured, bare] {
+        let upstream = Upstream::new(&config).expect("client");
+        upstream.credentials.access_token().await.expect("a token");
+    }
+    let forms: Vec<BTreeMap<String, String>> = forms
+        .lock()
+        .expect("forms")
+        .iter()
+        .map(|form| {
+            Url::parse(&format!("http://form/?{form}"))
+                .expect("a form")
+                .query_pairs()
+                .into_owned()
+                .collect()
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = [
+        ("grant_type", "client_credentials"),
+        ("resource", "https://voice-api.example"),
+        ("audience", "voice-api"),
+        ("scope", "agents:read conversations:write"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(forms[0], expected);
+    let only_the_grant: Vec<_> = forms[1].keys().map(String::as_str).collect();
+    assert_eq!(
+        only_the_grant,
+        ["grant_type"],
+        "nothing unconfigured is sent"
+    );
 }
 
 #[tokio::test]
@@ -410,6 +486,7 @@ async fn a_wrong_client_secret_is_a_refusal_not_an_outage() {
         client_id: "bff".into(),
         client_secret: SecretString::from("wrong"),
         timeout_ms: 2_000,
+        ..UpstreamConfig::default()
     };
     let error = Upstream::new(&config)
         .expect("client")
@@ -475,10 +552,12 @@ async fn requests_waiting_on_a_failed_refresh_share_its_error() {
     let upstream = Arc::new(upstream(&base, 2_000));
     let first = tokio::spawn({
         let upstream = upstream.clone();
-        async move { upstream.access_token().await }
+        async move { upstream.credentials.access_token().await }
     });
     hit.notified().await;
-    let mut waiting: Vec<_> = (0..20).map(|_| Box::pin(upstream.access_token())).collect();
+    let mut waiting: Vec<_> = (0..20)
+        .map(|_| Box::pin(upstream.credentials.access_token()))
+        .collect();
     // Poll each once: it notes the attempt counter and queues on the lock.
     std::future::poll_fn(|cx| {
         for call in &mut waiting {
@@ -537,5 +616,6 @@ fn upstream_config() -> UpstreamConfig {
         client_id: "bff".into(),
         client_secret: SecretString::from("s3cret"),
         timeout_ms: 1_000,
+        ..UpstreamConfig::default()
     }
 }

@@ -125,6 +125,7 @@ pub fn bff_config(sandbox: &str, key: &TestKey) -> Config {
             client_id: CLIENT_ID.into(),
             client_secret: SecretString::from(CLIENT_SECRET),
             timeout_ms: 5_000,
+            ..UpstreamConfig::default()
         },
         agents: vec![
             policy(AGENT_A, &[ORIGIN_A, ORIGIN_DEV]),
