@@ -1,9 +1,16 @@
 //! The sandbox's configuration: plain data, read from TOML or written as a literal in tests.
 
+use std::collections::HashMap;
+
 use anyhow::{Context as _, bail, ensure};
 use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::{Uuid, uuid};
+
+use crate::{
+    catalog::{self, PhoneNumberConfig, ToolConfig, ToolType},
+    ratelimit::RateLimit,
+};
 
 /// Everything a sandbox instance serves: its realm, its clients and its agents.
 ///
@@ -24,6 +31,12 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// How fast the scripted agent moves a conversation along.
     pub timing: Timing,
+    /// The tools of all spaces (`GET /api/v1/tools`).
+    pub tools: Vec<ToolConfig>,
+    /// The imported phone numbers of all spaces (`GET /api/v1/phone-numbers`).
+    pub phone_numbers: Vec<PhoneNumberConfig>,
+    /// API requests per caller and window (default 600 per 60 s).
+    pub rate_limit: RateLimit,
 }
 
 impl Default for Config {
@@ -35,6 +48,9 @@ impl Default for Config {
             clients: Vec::new(),
             agents: Vec::new(),
             timing: Timing::default(),
+            tools: Vec::new(),
+            phone_numbers: Vec::new(),
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -101,7 +117,48 @@ impl Config {
     /// written against the fixtures work against the demo as they are.
     pub fn demo(client_secret: SecretString) -> Config {
         let space_id = uuid!("0f8fad5b-d9cb-469f-a165-70867728950e");
+        let ava = uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7");
+        let system = |code: &str, name: &str, description: &str| ToolConfig {
+            id: None,
+            space_id,
+            kind: ToolType::System,
+            code: code.to_owned(),
+            name: Some(name.to_owned()),
+            description: description.to_owned(),
+            method: None,
+            url: None,
+        };
         Config {
+            tools: vec![
+                ToolConfig {
+                    id: None,
+                    space_id,
+                    kind: ToolType::Webhook,
+                    code: "check_order_status".to_owned(),
+                    name: Some("Check order status".to_owned()),
+                    description: "Looks up an order of the demo store by its number.".to_owned(),
+                    method: Some("GET".to_owned()),
+                    url: Some("https://shop.example.com/api/orders/{{ order_id }}".to_owned()),
+                },
+                system(
+                    "end_call",
+                    "End call",
+                    "Ends the call when the caller is done.",
+                ),
+                system(
+                    "transfer",
+                    "Transfer",
+                    "Transfers the call to a human or another agent.",
+                ),
+            ],
+            phone_numbers: vec![PhoneNumberConfig {
+                id: None,
+                space_id,
+                number: "+4930123456789".to_owned(),
+                friendly_name: "Demo store front desk".to_owned(),
+                telecom_provider: "Twilio".to_owned(),
+                agent_id: Some(ava),
+            }],
             clients: vec![ClientConfig {
                 client_id: "speaknode-bff-demo".to_owned(),
                 client_secret,
@@ -109,7 +166,7 @@ impl Config {
             }],
             agents: vec![
                 AgentConfig {
-                    id: uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+                    id: ava,
                     title: "Ava".to_owned(),
                     space_id,
                     greeting: "Hi! I'm Ava. How can I help you today?".to_owned(),
@@ -161,7 +218,9 @@ impl Config {
                 bail!("agent id {} appears twice", agent.id);
             }
         }
-        Ok(())
+        let agents: HashMap<Uuid, Uuid> = self.agents.iter().map(|a| (a.id, a.space_id)).collect();
+        catalog::validate(&self.tools, &self.phone_numbers, &agents)?;
+        self.rate_limit.validate()
     }
 }
 
@@ -195,6 +254,44 @@ mod tests {
             (config.timing.dispatch_ms, config.timing.join_ms),
             (300, 700)
         );
+        assert_eq!(config.rate_limit, RateLimit::default());
+        assert!(config.tools.is_empty() && config.phone_numbers.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn reads_tools_numbers_and_limits() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            r#"
+            rate_limit = { permit_limit = 5, window_secs = 2 }
+
+            [[agents]]
+            id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+            title = "Ava"
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            greeting = "Hi!"
+
+            [[tools]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            type = "Webhook"
+            code = "check_order_status"
+            method = "GET"
+            url = "https://shop.example.com/orders/{{ order_id }}"
+
+            [[tools]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            type = "System"
+            code = "end_call"
+
+            [[phone_numbers]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            number = "+4930123456789"
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+            "#,
+        )?;
+        assert_eq!(config.rate_limit.permit_limit, 5);
+        assert_eq!(config.tools.len(), 2);
+        assert_eq!(config.phone_numbers[0].telecom_provider, "Twilio");
         Ok(())
     }
 

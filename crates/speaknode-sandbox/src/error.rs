@@ -42,6 +42,13 @@ pub(crate) enum Error {
     InvalidTokenRequest(String),
     #[error("unsupported grant type {0:?}")]
     UnsupportedGrantType(String),
+    /// Query parameters and what is wrong with each: ASP.NET's model binding answers these
+    /// with 400, not 422, because the request line itself is malformed.
+    #[error("invalid query: {0:?}")]
+    InvalidQuery(BTreeMap<String, Vec<String>>),
+    /// Too many requests; the client may retry after this many seconds.
+    #[error("rate limited for {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -53,7 +60,9 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest(_)
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            | Error::UnsupportedGrantType(_)
+            | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -67,6 +76,10 @@ impl Error {
         match self {
             Error::Unauthorized { .. } => "The bearer token is missing, invalid or expired.".into(),
             Error::NotFound(detail) | Error::BadRequest(detail) => detail.clone(),
+            Error::InvalidQuery(_) => "One or more query parameters are invalid.".into(),
+            Error::RateLimited { retry_after_secs } => {
+                format!("Rate limit exceeded. Retry after {retry_after_secs} seconds.")
+            }
             Error::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
             Error::UnsupportedMediaType => "The request body must be application/json.".into(),
             Error::MethodNotAllowed => "The method is not allowed on this resource.".into(),
@@ -127,6 +140,10 @@ fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
             "https://tools.ietf.org/html/rfc4918#section-11.2",
             "One or more validation errors occurred.",
         ),
+        429 => (
+            "https://tools.ietf.org/html/rfc6585#section-4",
+            "Too Many Requests",
+        ),
         _ => (
             "https://tools.ietf.org/html/rfc9110#section-15.6.1",
             "An error occurred while processing your request.",
@@ -173,7 +190,11 @@ impl IntoResponse for Error {
             return response;
         }
 
-        let (kind, title) = problem_type(status);
+        let (kind, mut title) = problem_type(status);
+        if let Error::InvalidQuery(_) = self {
+            // ASP.NET's ValidationProblemDetails keeps the status's type but has this title.
+            title = "One or more validation errors occurred.";
+        }
         let problem = Problem {
             kind,
             title,
@@ -183,7 +204,7 @@ impl IntoResponse for Error {
             // upstream, so a fresh one per problem is as good as any.
             trace_id: format!("00-{}-{}-00", random_hex(32), random_hex(16)),
             errors: match &self {
-                Error::Validation(errors) => Some(errors),
+                Error::Validation(errors) | Error::InvalidQuery(errors) => Some(errors),
                 _ => None,
             },
         };
@@ -207,6 +228,12 @@ impl IntoResponse for Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Error::RateLimited { retry_after_secs } = self {
+            // RFC 9110 §10.2.3: delay-seconds, which is what ASP.NET's rate limiter sends.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -7,11 +7,14 @@
 mod agent;
 mod api;
 mod auth;
+mod catalog;
 mod config;
 mod error;
 mod identity;
 mod keys;
+mod listing;
 mod model;
+mod ratelimit;
 mod store;
 
 use std::{
@@ -29,9 +32,14 @@ use axum::{
 use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 
+pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
 pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use ratelimit::RateLimit;
 
-use crate::{error::Error, identity::Client, keys::KeySet, store::Store};
+use crate::{
+    catalog::Catalog, error::Error, identity::Client, keys::KeySet, ratelimit::RateLimiter,
+    store::Store,
+};
 
 /// The largest request body any route reads.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -51,6 +59,8 @@ struct Inner {
     clients: Vec<Client>,
     store: Store,
     agents: agent::Runner,
+    catalog: Catalog,
+    rate_limiter: RateLimiter,
 }
 
 impl AppState {
@@ -74,7 +84,8 @@ impl AppState {
     fn with_keys(config: Config, base_url: &str, keys: KeySet) -> anyhow::Result<Self> {
         config.validate()?;
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
-        let store = Store::seeded(&config.agents, model::Timestamp::now());
+        let now = model::Timestamp::now();
+        let store = Store::seeded(&config.agents, now);
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
@@ -82,6 +93,8 @@ impl AppState {
             clients: config.clients.iter().cloned().map(Client::new).collect(),
             agents: agent::Runner::new(store.clone(), config.timing),
             store,
+            catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
+            rate_limiter: RateLimiter::new(config.rate_limit),
             config,
         })))
     }

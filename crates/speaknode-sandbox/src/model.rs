@@ -32,6 +32,14 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The same instant in UTC, as every stored timestamp is; `None` if that falls outside
+    /// the years 0000 to 9999, as `9999-12-31T23:00:00-02:00` does.
+    pub(crate) fn in_utc(at: OffsetDateTime) -> Option<Self> {
+        at.checked_to_offset(time::UtcOffset::UTC).map(Self)
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let format = format_description!(
@@ -80,13 +88,35 @@ pub(crate) enum Channel {
     Phone,
 }
 
-/// The lifecycle of a conversation. The contract also has `Completed` and `Failed`; they
-/// arrive with the scripted agent steps that lead to them.
+/// The lifecycle of a conversation: `Pending → Dispatching → Active → Completed | Failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Status {
     Pending,
     Dispatching,
     Active,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub(crate) const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Dispatching,
+        Status::Active,
+        Status::Completed,
+        Status::Failed,
+    ];
+
+    /// The wire name, `"Pending"` and so on.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::Dispatching => "Dispatching",
+            Status::Active => "Active",
+            Status::Completed => "Completed",
+            Status::Failed => "Failed",
+        }
+    }
 }
 
 /// A conversation (the platform's agent session), with its transcript.
@@ -224,6 +254,15 @@ impl TurnMetrics {
             ..Self::default()
         }
     }
+}
+
+/// E.164: a `+`, then up to 15 digits, the first not zero (ITU-T E.164 §6).
+pub(crate) fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
 }
 
 #[cfg(test)]

@@ -5,4 +5,6 @@ mod api;
 mod auth;
 mod conversations;
 mod identity;
+mod lists;
+mod ratelimit;
 mod support;

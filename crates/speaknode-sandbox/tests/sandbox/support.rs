@@ -5,7 +5,7 @@ use std::{future::Future, time::Duration};
 
 use reqwest::{Response, StatusCode, header};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 use speaknode_sandbox::{AgentConfig, AppState, ClientConfig, Config, Timing};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use uuid::{Uuid, uuid};
@@ -69,6 +69,7 @@ pub fn config(timing: Timing) -> Config {
             },
         ],
         timing,
+        ..Config::default()
     }
 }
 
@@ -160,6 +161,26 @@ impl Sandbox {
             .send()
             .await
             .expect("GET")
+    }
+
+    /// A GET with query parameters, encoded as a browser would.
+    pub async fn get_query(&self, path: &str, token: &str, query: &[(&str, &str)]) -> Response {
+        self.http
+            .get(self.url(path))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Dispatches a web conversation with `agent` and returns it as created.
+    pub async fn dispatch_web(&self, token: &str, agent: Uuid) -> Value {
+        let response = self
+            .dispatch(token, &json!({ "agent_id": agent, "channel": "Web" }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("conversation JSON")
     }
 
     pub async fn dispatch(&self, token: &str, body: &Value) -> Response {
