@@ -43,7 +43,7 @@ pub(crate) fn router() -> Router<AppState> {
 /// resource, as an ASP.NET route constraint would have it.
 #[derive(FromRequestParts)]
 #[from_request(via(Path), rejection(Error))]
-struct ApiPath<T>(T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl From<axum::extract::rejection::PathRejection> for Error {
     fn from(_: axum::extract::rejection::PathRejection) -> Self {
@@ -162,7 +162,10 @@ async fn dispatch(
 }
 
 /// A request body read as JSON: too large is 413, not declared JSON 415, malformed 400.
-fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Value, Error> {
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, Error> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         _ => Error::BadRequest(rejection.body_text()),

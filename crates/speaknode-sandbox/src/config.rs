@@ -1,6 +1,9 @@
 //! The sandbox's configuration: plain data, read from TOML or written as a literal in tests.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+};
 
 use anyhow::{Context as _, bail, ensure};
 use secrecy::SecretString;
@@ -10,6 +13,7 @@ use uuid::{Uuid, uuid};
 use crate::{
     catalog::{self, PhoneNumberConfig, ToolConfig, ToolType},
     ratelimit::RateLimit,
+    scenario::{self, Reply, Scenario},
 };
 
 /// Everything a sandbox instance serves: its realm, its clients and its agents.
@@ -35,8 +39,14 @@ pub struct Config {
     pub tools: Vec<ToolConfig>,
     /// The imported phone numbers of all spaces (`GET /api/v1/phone-numbers`).
     pub phone_numbers: Vec<PhoneNumberConfig>,
+    /// What the scripted agents say and do; an agent without one only greets.
+    pub scenarios: Vec<Scenario>,
+    /// A TOML file of more `[[scenarios]]`, relative to the working directory.
+    pub scenario_file: Option<PathBuf>,
     /// API requests per caller and window (default 600 per 60 s).
     pub rate_limit: RateLimit,
+    /// Mounts the unauthenticated admin routes under `/__sandbox` (default off).
+    pub admin_enabled: bool,
 }
 
 impl Default for Config {
@@ -50,7 +60,10 @@ impl Default for Config {
             timing: Timing::default(),
             tools: Vec::new(),
             phone_numbers: Vec::new(),
+            scenarios: Vec::new(),
+            scenario_file: None,
             rate_limit: RateLimit::default(),
+            admin_enabled: false,
         }
     }
 }
@@ -159,6 +172,26 @@ impl Config {
                 telecom_provider: "Twilio".to_owned(),
                 agent_id: Some(ava),
             }],
+            scenarios: vec![Scenario {
+                replies: vec![
+                    Reply {
+                        pattern: "order".to_owned(),
+                        reply: Some(
+                            "Your order A-1001 has shipped and arrives tomorrow.".to_owned(),
+                        ),
+                        end_call: false,
+                        error_message: None,
+                    },
+                    Reply {
+                        pattern: "bye".to_owned(),
+                        reply: Some("Thanks for calling. Goodbye!".to_owned()),
+                        end_call: true,
+                        error_message: None,
+                    },
+                ],
+                default_reply: Some("I can help with orders. What's your order number?".to_owned()),
+                ..Scenario::greeting_only(ava)
+            }],
             clients: vec![ClientConfig {
                 client_id: "speaknode-bff-demo".to_owned(),
                 client_secret,
@@ -220,7 +253,25 @@ impl Config {
         }
         let agents: HashMap<Uuid, Uuid> = self.agents.iter().map(|a| (a.id, a.space_id)).collect();
         catalog::validate(&self.tools, &self.phone_numbers, &agents)?;
-        self.rate_limit.validate()
+        self.rate_limit.validate()?;
+        let agents: HashSet<Uuid> = agents.into_keys().collect();
+        scenario::validate(&self.scenarios, &agents)
+    }
+
+    /// The inline scenarios and those of `scenario_file`, checked together (so an agent
+    /// cannot have one in each). Reads the file: call it once, at start-up.
+    pub(crate) fn all_scenarios(&self) -> anyhow::Result<Vec<Scenario>> {
+        let mut scenarios = self.scenarios.clone();
+        if let Some(path) = &self.scenario_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read scenario file {}", path.display()))?;
+            let more = scenario::from_toml(&text)
+                .with_context(|| format!("in scenario file {}", path.display()))?;
+            scenarios.extend(more);
+        }
+        let agents: HashSet<Uuid> = self.agents.iter().map(|a| a.id).collect();
+        scenario::validate(&scenarios, &agents)?;
+        Ok(scenarios)
     }
 }
 
@@ -254,15 +305,17 @@ mod tests {
             (config.timing.dispatch_ms, config.timing.join_ms),
             (300, 700)
         );
+        assert!(!config.admin_enabled);
         assert_eq!(config.rate_limit, RateLimit::default());
-        assert!(config.tools.is_empty() && config.phone_numbers.is_empty());
+        assert!(config.tools.is_empty() && config.scenarios.is_empty());
         Ok(())
     }
 
     #[test]
-    fn reads_tools_numbers_and_limits() -> anyhow::Result<()> {
+    fn reads_tools_numbers_scenarios_and_limits() -> anyhow::Result<()> {
         let config = Config::from_toml(
             r#"
+            admin_enabled = true
             rate_limit = { permit_limit = 5, window_secs = 2 }
 
             [[agents]]
@@ -287,12 +340,42 @@ mod tests {
             space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
             number = "+4930123456789"
             agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+            [[scenarios]]
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+            think_ms = 10
+            fail = { after_turns = 2, error_message = "boom" }
+            [[scenarios.replies]]
+            pattern = "bye"
+            reply = "Bye!"
+            end_call = true
             "#,
         )?;
+        assert!(config.admin_enabled);
         assert_eq!(config.rate_limit.permit_limit, 5);
         assert_eq!(config.tools.len(), 2);
         assert_eq!(config.phone_numbers[0].telecom_provider, "Twilio");
+        assert_eq!(config.scenarios[0].think_ms, 10);
+        assert_eq!(config.all_scenarios()?.len(), 1);
         Ok(())
+    }
+
+    #[test]
+    fn rejects_a_scenario_for_an_unknown_agent() {
+        let text = r#"
+            [[scenarios]]
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+        "#;
+        assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn a_missing_scenario_file_is_an_error() {
+        let config = Config {
+            scenario_file: Some(PathBuf::from("/nonexistent/scenarios.toml")),
+            ..Config::default()
+        };
+        assert!(config.all_scenarios().is_err());
     }
 
     #[test]

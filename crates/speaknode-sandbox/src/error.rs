@@ -46,6 +46,8 @@ pub(crate) enum Error {
     /// with 400, not 422, because the request line itself is malformed.
     #[error("invalid query: {0:?}")]
     InvalidQuery(BTreeMap<String, Vec<String>>),
+    #[error("{0}")]
+    Conflict(String),
     /// Too many requests; the client may retry after this many seconds.
     #[error("rate limited for {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -62,6 +64,7 @@ impl Error {
             | Error::InvalidTokenRequest(_)
             | Error::UnsupportedGrantType(_)
             | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -75,7 +78,9 @@ impl Error {
     fn detail(&self) -> String {
         match self {
             Error::Unauthorized { .. } => "The bearer token is missing, invalid or expired.".into(),
-            Error::NotFound(detail) | Error::BadRequest(detail) => detail.clone(),
+            Error::NotFound(detail) | Error::BadRequest(detail) | Error::Conflict(detail) => {
+                detail.clone()
+            }
             Error::InvalidQuery(_) => "One or more query parameters are invalid.".into(),
             Error::RateLimited { retry_after_secs } => {
                 format!("Rate limit exceeded. Retry after {retry_after_secs} seconds.")
@@ -127,6 +132,10 @@ fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
         405 => (
             "https://tools.ietf.org/html/rfc9110#section-15.5.6",
             "Method Not Allowed",
+        ),
+        409 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+            "Conflict",
         ),
         413 => (
             "https://tools.ietf.org/html/rfc9110#section-15.5.14",

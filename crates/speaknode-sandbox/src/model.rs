@@ -107,6 +107,11 @@ impl Status {
         Status::Failed,
     ];
 
+    /// Whether the conversation is over: nothing moves it on any more.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+
     /// The wire name, `"Pending"` and so on.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -171,10 +176,11 @@ impl Conversation {
     }
 }
 
-/// Who produced a transcript turn. The contract also has `User` and `Tool`.
+/// Who produced a transcript turn. The contract also has `Tool`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Role {
     System,
+    User,
     Assistant,
 }
 
@@ -244,16 +250,20 @@ pub(crate) struct TurnMetrics {
 }
 
 impl TurnMetrics {
-    /// Metrics of an utterance spoken from `start` at about 15 characters a second.
-    pub(crate) fn spoken(text: &str, start: Timestamp) -> Self {
+    /// Metrics of an utterance spoken from `start` for `length`.
+    pub(crate) fn spoken_for(start: Timestamp, length: std::time::Duration) -> Self {
         let start = start.unix_seconds();
-        let length = text.chars().count() as f64 / 15.0;
         Self {
             started_speaking_at: Some(start),
-            stopped_speaking_at: Some(start + length),
+            stopped_speaking_at: Some(start + length.as_secs_f64()),
             ..Self::default()
         }
     }
+}
+
+/// How long saying `text` takes at about 15 characters a second, a calm speaking pace.
+pub(crate) fn speaking_time(text: &str) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(text.chars().count() as f64 / 15.0)
 }
 
 /// E.164: a `+`, then up to 15 digits, the first not zero (ITU-T E.164 §6).

@@ -104,6 +104,17 @@ impl Store {
         })
     }
 
+    /// The space a conversation belongs to, for callers that know only its id (the
+    /// sandbox's admin routes, the voice channel).
+    pub(crate) fn space_of(&self, conversation: Uuid) -> Option<Uuid> {
+        self.read(|spaces| {
+            spaces
+                .iter()
+                .find(|(_, space)| space.conversations.contains_key(&conversation))
+                .map(|(id, _)| *id)
+        })
+    }
+
     pub(crate) fn conversation(&self, space: Uuid, id: Uuid) -> Option<Conversation> {
         self.read(|spaces| spaces.get(&space)?.conversations.get(&id).cloned())
     }

@@ -1,7 +1,7 @@
 //! The list routes: the page envelope, pagination, the conversation filters, space scoping,
 //! tools and phone numbers.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use speaknode_sandbox::{AgentConfig, Config, PhoneNumberConfig, Timing, ToolConfig, ToolType};
 use uuid::{Uuid, uuid};
@@ -14,7 +14,8 @@ use crate::support::{
 /// A second agent in the fixtures' space, so that the agent filter has something to filter.
 const CLEO: Uuid = uuid!("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d");
 
-/// The test config plus Cleo, and a dispatch slow enough that conversations stay `Pending`.
+/// The test config plus Cleo, the admin routes and a dispatch slow enough that
+/// conversations stay `Pending` unless a test ends them.
 fn list_config() -> Config {
     let mut config = config(Timing {
         dispatch_ms: 600_000,
@@ -28,6 +29,7 @@ fn list_config() -> Config {
         description: String::new(),
         language_locale_code: "en-GB".to_owned(),
     });
+    config.admin_enabled = true;
     config
 }
 
@@ -150,21 +152,26 @@ async fn conversations_filter_by_agent_status_and_date_range() {
     let none = page(&sandbox, list, &token, &[("agent_id", &nobody)]).await;
     assert_eq!(none["total_count"], 0);
 
-    // Every conversation is still Pending: only that status matches.
+    // End the first conversation so there are two statuses to filter by.
+    let end = format!("/__sandbox/conversations/{}/end", id(&first));
+    assert_eq!(
+        sandbox.admin(Method::POST, &end, None).await.status(),
+        StatusCode::OK
+    );
+    let completed = page(&sandbox, list, &token, &[("status", "Completed")]).await;
+    assert_eq!(ids(&completed), [id(&first)]);
     let pending = page(&sandbox, list, &token, &[("status", "Pending")]).await;
-    assert_eq!(pending["total_count"], 3);
-    let active = page(&sandbox, list, &token, &[("status", "Active")]).await;
-    assert_eq!(active["total_count"], 0);
-    let either = page(&sandbox, list, &token, &[("status", "Active,pending")]).await;
+    assert_eq!(ids(&pending), [id(&third), id(&second)]);
+    let either = page(&sandbox, list, &token, &[("status", "Pending,Completed")]).await;
     assert_eq!(either["total_count"], 3);
     let repeated = page(
         &sandbox,
         list,
         &token,
-        &[("status", "Failed"), ("status", "Completed")],
+        &[("status", "Failed"), ("status", "completed")],
     )
     .await;
-    assert_eq!(repeated["total_count"], 0);
+    assert_eq!(ids(&repeated), [id(&first)]);
     let combined = page(
         &sandbox,
         list,
@@ -172,7 +179,7 @@ async fn conversations_filter_by_agent_status_and_date_range() {
         &[("status", "Pending"), ("agent_id", &AVA.to_string())],
     )
     .await;
-    assert_eq!(ids(&combined), [id(&third), id(&first)]);
+    assert_eq!(ids(&combined), [id(&third)]);
 
     // `from` is inclusive and `to` exclusive, on created_at.
     let at = |c: &Value| c["created_at"].as_str().expect("created_at").to_owned();
