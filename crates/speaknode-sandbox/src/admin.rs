@@ -1,6 +1,6 @@
-//! The sandbox's admin routes (`/__sandbox`) for tests: speak as the user and hang up.
-//! They are no part of the platform, take no token, and are mounted only when the
-//! configuration sets `admin_enabled`.
+//! The sandbox's admin routes (`/__sandbox`) for tests: speak as the user, hang up, and set
+//! or lift faults. They are no part of the platform, take no token, and are mounted only
+//! when the configuration sets `admin_enabled`.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,7 @@ use axum::{
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
-    routing::post,
+    routing::{get, post},
 };
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ use crate::{
     agent::UserTurnError,
     api::{ApiPath, json_body},
     error::Error,
+    faults::FaultSet,
     model::{Conversation, Timestamp, Turn},
 };
 
@@ -29,6 +30,10 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/conversations/{id}/user-turns", post(user_turn))
         .route("/conversations/{id}/end", post(end))
+        .route(
+            "/faults",
+            get(get_faults).put(put_faults).delete(delete_faults),
+        )
 }
 
 /// The conversation a path names, and its space; unknown or malformed ids are a 404.
@@ -96,4 +101,34 @@ async fn end(
             ))
         })?;
     Ok(Json(ended.seen_at(now)))
+}
+
+/// `GET /__sandbox/faults`: the faults in force, with what is left of each burst.
+async fn get_faults(State(state): State<AppState>) -> Json<FaultSet> {
+    Json(state.faults().current())
+}
+
+/// `PUT /__sandbox/faults`: replaces the faults in force; answers them.
+async fn put_faults(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<FaultSet>, Error> {
+    let body = json_body(&headers, body)?;
+    let faults: FaultSet = serde_json::from_value(body)
+        .map_err(|e| Error::BadRequest(format!("The request body is not a fault set: {e}")))?;
+    let problems = faults.problems();
+    if !problems.is_empty() {
+        return Err(Error::Validation(problems));
+    }
+    tracing::info!(?faults, "faults set");
+    state.faults().set(faults);
+    Ok(Json(state.faults().current()))
+}
+
+/// `DELETE /__sandbox/faults`: lifts every fault.
+async fn delete_faults(State(state): State<AppState>) -> StatusCode {
+    state.faults().clear();
+    tracing::info!("faults lifted");
+    StatusCode::NO_CONTENT
 }

@@ -51,6 +51,12 @@ pub(crate) enum Error {
     /// Too many requests; the client may retry after this many seconds.
     #[error("rate limited for {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// A server error that an injected fault asked for (500–599).
+    #[error("injected fault {0}")]
+    Fault(StatusCode),
+    /// Token endpoint: the identity provider is down (an injected outage).
+    #[error("token endpoint unavailable")]
+    TokenEndpointUnavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -66,6 +72,8 @@ impl Error {
             | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Fault(status) => *status,
+            Error::TokenEndpointUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -85,6 +93,9 @@ impl Error {
             Error::RateLimited { retry_after_secs } => {
                 format!("Rate limit exceeded. Retry after {retry_after_secs} seconds.")
             }
+            Error::Fault(status) if *status == StatusCode::SERVICE_UNAVAILABLE => {
+                "The service is temporarily unavailable.".into()
+            }
             Error::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
             Error::UnsupportedMediaType => "The request body must be application/json.".into(),
             Error::MethodNotAllowed => "The method is not allowed on this resource.".into(),
@@ -92,8 +103,9 @@ impl Error {
             // These are answered as OAuth errors, never as problems; the text is for logs.
             Error::InvalidClient { .. }
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => self.to_string(),
-            Error::Internal(_) => "An unexpected error occurred.".into(),
+            | Error::UnsupportedGrantType(_)
+            | Error::TokenEndpointUnavailable => self.to_string(),
+            Error::Internal(_) | Error::Fault(_) => "An unexpected error occurred.".into(),
         }
     }
 
@@ -109,6 +121,11 @@ impl Error {
             Error::UnsupportedGrantType(_) => {
                 Some(("unsupported_grant_type", "Unsupported grant_type".into()))
             }
+            // RFC 6749 §4.1.2.1's code for a server that cannot answer for now.
+            Error::TokenEndpointUnavailable => Some((
+                "temporarily_unavailable",
+                "The identity provider is temporarily unavailable.".into(),
+            )),
             _ => None,
         }
     }
@@ -152,6 +169,18 @@ fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
         429 => (
             "https://tools.ietf.org/html/rfc6585#section-4",
             "Too Many Requests",
+        ),
+        502 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.3",
+            "Bad Gateway",
+        ),
+        503 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.4",
+            "Service Unavailable",
+        ),
+        504 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.5",
+            "Gateway Timeout",
         ),
         _ => (
             "https://tools.ietf.org/html/rfc9110#section-15.6.1",

@@ -11,6 +11,7 @@ mod auth;
 mod catalog;
 mod config;
 mod error;
+mod faults;
 mod identity;
 mod keys;
 mod listing;
@@ -38,6 +39,7 @@ use uuid::Uuid;
 pub use agent::UserTurnError;
 pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
 pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
 
@@ -66,6 +68,7 @@ struct Inner {
     agents: agent::Runner,
     catalog: Catalog,
     rate_limiter: RateLimiter,
+    faults: Faults,
 }
 
 impl AppState {
@@ -101,6 +104,7 @@ impl AppState {
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
             rate_limiter: RateLimiter::new(config.rate_limit),
+            faults: Faults::default(),
             config,
         })))
     }
@@ -108,6 +112,11 @@ impl AppState {
     /// The realm's issuer URL, `{base_url}/realms/{realm}`.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
+    }
+
+    /// The faults in force, which tests set through `/__sandbox/faults`.
+    pub fn faults(&self) -> &Faults {
+        &self.0.faults
     }
 
     /// The user says `text` in conversation `conversation_id`: appends the user's turn
@@ -139,6 +148,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("No resource matches the request URL.".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the trace layer, so that injected faults are traced like real answers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 // The route template, not the raw path, so ids do not multiply log keys.
