@@ -1,4 +1,5 @@
-//! The REST API (`/api/v1`): agents and conversations of the caller's space.
+//! The REST API (`/api/v1`): agents, conversations, tools and phone numbers of the
+//! caller's space.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +17,10 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::Caller,
+    catalog::{PhoneNumber, Tool},
     error::Error,
-    model::{Agent, Channel, Conversation, Status, Timestamp},
+    listing::{ListQuery, Listed, Page},
+    model::{Agent, Channel, Conversation, Status, Timestamp, is_e164},
 };
 
 /// The caller id the sandbox's phone conversations come from: Twilio's test number
@@ -27,21 +30,75 @@ const SANDBOX_FROM_NUMBER: &str = "+15005550006";
 /// The API's routes, relative to `/api/v1`.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
+        .route("/agents", get(list_agents))
         .route("/agents/{id}", get(get_agent))
+        .route("/conversations", get(list_conversations))
         .route("/conversations/dispatch", post(dispatch))
         .route("/conversations/{id}", get(get_conversation))
+        .route("/tools", get(list_tools))
+        .route("/phone-numbers", get(list_phone_numbers))
 }
 
 /// A path parameter whose rejection is a 404 problem: a path that does not parse names no
 /// resource, as an ASP.NET route constraint would have it.
 #[derive(FromRequestParts)]
 #[from_request(via(Path), rejection(Error))]
-struct ApiPath<T>(T);
+pub(crate) struct ApiPath<T>(pub T);
 
 impl From<axum::extract::rejection::PathRejection> for Error {
     fn from(_: axum::extract::rejection::PathRejection) -> Self {
         Error::NotFound("The requested resource was not found.".into())
     }
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ListQuery,
+) -> Result<Json<Page<Agent>>, Error> {
+    let page = query.page()?;
+    let agents = state.0.store.agents(caller.space_id);
+    Ok(Json(page.of(&agents, Agent::clone)))
+}
+
+/// Conversations of the caller's space, newest first, without their transcripts.
+async fn list_conversations(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ListQuery,
+) -> Result<Json<Page<Listed>>, Error> {
+    let (page, filter) = query.conversations()?;
+    let now = Timestamp::now();
+    let listed = state.0.store.with_conversations(caller.space_id, |all| {
+        let mut matching: Vec<_> = all.into_iter().filter(|c| filter.admits(c)).collect();
+        // Newest first; the id breaks ties so that pages never overlap or skip.
+        matching.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
+        page.of(&matching, |conversation| {
+            Listed((*conversation).clone().seen_at(now))
+        })
+    });
+    Ok(Json(listed))
+}
+
+async fn list_tools(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ListQuery,
+) -> Result<Json<Page<Tool>>, Error> {
+    let page = query.page()?;
+    Ok(Json(
+        page.of(state.0.catalog.tools(caller.space_id), Tool::clone),
+    ))
+}
+
+async fn list_phone_numbers(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: ListQuery,
+) -> Result<Json<Page<PhoneNumber>>, Error> {
+    let page = query.page()?;
+    let numbers = state.0.catalog.phone_numbers(caller.space_id);
+    Ok(Json(page.of(numbers, PhoneNumber::clone)))
 }
 
 async fn get_agent(
@@ -74,15 +131,7 @@ async fn dispatch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, Error> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
-        _ => Error::BadRequest(rejection.body_text()),
-    })?;
-    if !is_json(&headers) {
-        return Err(Error::UnsupportedMediaType);
-    }
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("The request body is not valid JSON: {e}")))?;
+    let body = json_body(&headers, body)?;
     let request = DispatchRequest::parse(&body)?;
     let agent = state
         .0
@@ -110,6 +159,22 @@ async fn dispatch(
         [(header::LOCATION, location)],
         Json(conversation),
     ))
+}
+
+/// A request body read as JSON: too large is 413, not declared JSON 415, malformed 400.
+pub(crate) fn json_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, Error> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+        _ => Error::BadRequest(rejection.body_text()),
+    })?;
+    if !is_json(headers) {
+        return Err(Error::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("The request body is not valid JSON: {e}")))
 }
 
 /// Whether the body is declared as JSON (`application/json` or a `+json` type).
@@ -278,15 +343,6 @@ fn strings(object: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
         .iter()
         .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
         .collect()
-}
-
-/// E.164: a `+`, then up to 15 digits, the first not zero (ITU-T E.164 §6).
-fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| {
-        (2..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0')
-    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,13 @@ impl FromRequestParts<AppState> for Caller {
         if claims.typ != "Bearer" {
             return Err(Error::Unauthorized { token_sent: true });
         }
+        // Every API handler authenticates exactly once, so limiting here counts each
+        // authenticated request once; requests without a valid token are not counted.
+        state
+            .0
+            .rate_limiter
+            .check(&claims.azp, &claims.sub)
+            .map_err(|retry_after_secs| Error::RateLimited { retry_after_secs })?;
         Ok(Caller {
             id: claims.sub,
             name: claims.preferred_username,

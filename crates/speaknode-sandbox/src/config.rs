@@ -1,9 +1,20 @@
 //! The sandbox's configuration: plain data, read from TOML or written as a literal in tests.
 
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+};
+
 use anyhow::{Context as _, bail, ensure};
 use secrecy::SecretString;
 use serde::Deserialize;
 use uuid::{Uuid, uuid};
+
+use crate::{
+    catalog::{self, PhoneNumberConfig, ToolConfig, ToolType},
+    ratelimit::RateLimit,
+    scenario::{self, Reply, Scenario},
+};
 
 /// Everything a sandbox instance serves: its realm, its clients and its agents.
 ///
@@ -24,6 +35,18 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// How fast the scripted agent moves a conversation along.
     pub timing: Timing,
+    /// The tools of all spaces (`GET /api/v1/tools`).
+    pub tools: Vec<ToolConfig>,
+    /// The imported phone numbers of all spaces (`GET /api/v1/phone-numbers`).
+    pub phone_numbers: Vec<PhoneNumberConfig>,
+    /// What the scripted agents say and do; an agent without one only greets.
+    pub scenarios: Vec<Scenario>,
+    /// A TOML file of more `[[scenarios]]`, relative to the working directory.
+    pub scenario_file: Option<PathBuf>,
+    /// API requests per caller and window (default 600 per 60 s).
+    pub rate_limit: RateLimit,
+    /// Mounts the unauthenticated admin routes under `/__sandbox` (default off).
+    pub admin_enabled: bool,
 }
 
 impl Default for Config {
@@ -35,6 +58,12 @@ impl Default for Config {
             clients: Vec::new(),
             agents: Vec::new(),
             timing: Timing::default(),
+            tools: Vec::new(),
+            phone_numbers: Vec::new(),
+            scenarios: Vec::new(),
+            scenario_file: None,
+            rate_limit: RateLimit::default(),
+            admin_enabled: false,
         }
     }
 }
@@ -101,7 +130,68 @@ impl Config {
     /// written against the fixtures work against the demo as they are.
     pub fn demo(client_secret: SecretString) -> Config {
         let space_id = uuid!("0f8fad5b-d9cb-469f-a165-70867728950e");
+        let ava = uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7");
+        let system = |code: &str, name: &str, description: &str| ToolConfig {
+            id: None,
+            space_id,
+            kind: ToolType::System,
+            code: code.to_owned(),
+            name: Some(name.to_owned()),
+            description: description.to_owned(),
+            method: None,
+            url: None,
+        };
         Config {
+            tools: vec![
+                ToolConfig {
+                    id: None,
+                    space_id,
+                    kind: ToolType::Webhook,
+                    code: "check_order_status".to_owned(),
+                    name: Some("Check order status".to_owned()),
+                    description: "Looks up an order of the demo store by its number.".to_owned(),
+                    method: Some("GET".to_owned()),
+                    url: Some("https://shop.example.com/api/orders/{{ order_id }}".to_owned()),
+                },
+                system(
+                    "end_call",
+                    "End call",
+                    "Ends the call when the caller is done.",
+                ),
+                system(
+                    "transfer",
+                    "Transfer",
+                    "Transfers the call to a human or another agent.",
+                ),
+            ],
+            phone_numbers: vec![PhoneNumberConfig {
+                id: None,
+                space_id,
+                number: "+4930123456789".to_owned(),
+                friendly_name: "Demo store front desk".to_owned(),
+                telecom_provider: "Twilio".to_owned(),
+                agent_id: Some(ava),
+            }],
+            scenarios: vec![Scenario {
+                replies: vec![
+                    Reply {
+                        pattern: "order".to_owned(),
+                        reply: Some(
+                            "Your order A-1001 has shipped and arrives tomorrow.".to_owned(),
+                        ),
+                        end_call: false,
+                        error_message: None,
+                    },
+                    Reply {
+                        pattern: "bye".to_owned(),
+                        reply: Some("Thanks for calling. Goodbye!".to_owned()),
+                        end_call: true,
+                        error_message: None,
+                    },
+                ],
+                default_reply: Some("I can help with orders. What's your order number?".to_owned()),
+                ..Scenario::greeting_only(ava)
+            }],
             clients: vec![ClientConfig {
                 client_id: "speaknode-bff-demo".to_owned(),
                 client_secret,
@@ -109,7 +199,7 @@ impl Config {
             }],
             agents: vec![
                 AgentConfig {
-                    id: uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+                    id: ava,
                     title: "Ava".to_owned(),
                     space_id,
                     greeting: "Hi! I'm Ava. How can I help you today?".to_owned(),
@@ -161,7 +251,27 @@ impl Config {
                 bail!("agent id {} appears twice", agent.id);
             }
         }
-        Ok(())
+        let agents: HashMap<Uuid, Uuid> = self.agents.iter().map(|a| (a.id, a.space_id)).collect();
+        catalog::validate(&self.tools, &self.phone_numbers, &agents)?;
+        self.rate_limit.validate()?;
+        let agents: HashSet<Uuid> = agents.into_keys().collect();
+        scenario::validate(&self.scenarios, &agents)
+    }
+
+    /// The inline scenarios and those of `scenario_file`, checked together (so an agent
+    /// cannot have one in each). Reads the file: call it once, at start-up.
+    pub(crate) fn all_scenarios(&self) -> anyhow::Result<Vec<Scenario>> {
+        let mut scenarios = self.scenarios.clone();
+        if let Some(path) = &self.scenario_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read scenario file {}", path.display()))?;
+            let more = scenario::from_toml(&text)
+                .with_context(|| format!("in scenario file {}", path.display()))?;
+            scenarios.extend(more);
+        }
+        let agents: HashSet<Uuid> = self.agents.iter().map(|a| a.id).collect();
+        scenario::validate(&scenarios, &agents)?;
+        Ok(scenarios)
     }
 }
 
@@ -195,7 +305,77 @@ mod tests {
             (config.timing.dispatch_ms, config.timing.join_ms),
             (300, 700)
         );
+        assert!(!config.admin_enabled);
+        assert_eq!(config.rate_limit, RateLimit::default());
+        assert!(config.tools.is_empty() && config.scenarios.is_empty());
         Ok(())
+    }
+
+    #[test]
+    fn reads_tools_numbers_scenarios_and_limits() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            r#"
+            admin_enabled = true
+            rate_limit = { permit_limit = 5, window_secs = 2 }
+
+            [[agents]]
+            id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+            title = "Ava"
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            greeting = "Hi!"
+
+            [[tools]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            type = "Webhook"
+            code = "check_order_status"
+            method = "GET"
+            url = "https://shop.example.com/orders/{{ order_id }}"
+
+            [[tools]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            type = "System"
+            code = "end_call"
+
+            [[phone_numbers]]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            number = "+4930123456789"
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+            [[scenarios]]
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+            think_ms = 10
+            fail = { after_turns = 2, error_message = "boom" }
+            [[scenarios.replies]]
+            pattern = "bye"
+            reply = "Bye!"
+            end_call = true
+            "#,
+        )?;
+        assert!(config.admin_enabled);
+        assert_eq!(config.rate_limit.permit_limit, 5);
+        assert_eq!(config.tools.len(), 2);
+        assert_eq!(config.phone_numbers[0].telecom_provider, "Twilio");
+        assert_eq!(config.scenarios[0].think_ms, 10);
+        assert_eq!(config.all_scenarios()?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_a_scenario_for_an_unknown_agent() {
+        let text = r#"
+            [[scenarios]]
+            agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+        "#;
+        assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn a_missing_scenario_file_is_an_error() {
+        let config = Config {
+            scenario_file: Some(PathBuf::from("/nonexistent/scenarios.toml")),
+            ..Config::default()
+        };
+        assert!(config.all_scenarios().is_err());
     }
 
     #[test]

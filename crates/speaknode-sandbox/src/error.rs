@@ -42,6 +42,21 @@ pub(crate) enum Error {
     InvalidTokenRequest(String),
     #[error("unsupported grant type {0:?}")]
     UnsupportedGrantType(String),
+    /// Query parameters and what is wrong with each: ASP.NET's model binding answers these
+    /// with 400, not 422, because the request line itself is malformed.
+    #[error("invalid query: {0:?}")]
+    InvalidQuery(BTreeMap<String, Vec<String>>),
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many requests; the client may retry after this many seconds.
+    #[error("rate limited for {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A server error that an injected fault asked for (500–599).
+    #[error("injected fault {0}")]
+    Fault(StatusCode),
+    /// Token endpoint: the identity provider is down (an injected outage).
+    #[error("token endpoint unavailable")]
+    TokenEndpointUnavailable,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -53,7 +68,12 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest(_)
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            | Error::UnsupportedGrantType(_)
+            | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Fault(status) => *status,
+            Error::TokenEndpointUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -66,7 +86,16 @@ impl Error {
     fn detail(&self) -> String {
         match self {
             Error::Unauthorized { .. } => "The bearer token is missing, invalid or expired.".into(),
-            Error::NotFound(detail) | Error::BadRequest(detail) => detail.clone(),
+            Error::NotFound(detail) | Error::BadRequest(detail) | Error::Conflict(detail) => {
+                detail.clone()
+            }
+            Error::InvalidQuery(_) => "One or more query parameters are invalid.".into(),
+            Error::RateLimited { retry_after_secs } => {
+                format!("Rate limit exceeded. Retry after {retry_after_secs} seconds.")
+            }
+            Error::Fault(status) if *status == StatusCode::SERVICE_UNAVAILABLE => {
+                "The service is temporarily unavailable.".into()
+            }
             Error::PayloadTooLarge => "The request body is larger than 64 KiB.".into(),
             Error::UnsupportedMediaType => "The request body must be application/json.".into(),
             Error::MethodNotAllowed => "The method is not allowed on this resource.".into(),
@@ -74,8 +103,9 @@ impl Error {
             // These are answered as OAuth errors, never as problems; the text is for logs.
             Error::InvalidClient { .. }
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => self.to_string(),
-            Error::Internal(_) => "An unexpected error occurred.".into(),
+            | Error::UnsupportedGrantType(_)
+            | Error::TokenEndpointUnavailable => self.to_string(),
+            Error::Internal(_) | Error::Fault(_) => "An unexpected error occurred.".into(),
         }
     }
 
@@ -91,6 +121,11 @@ impl Error {
             Error::UnsupportedGrantType(_) => {
                 Some(("unsupported_grant_type", "Unsupported grant_type".into()))
             }
+            // RFC 6749 §4.1.2.1's code for a server that cannot answer for now.
+            Error::TokenEndpointUnavailable => Some((
+                "temporarily_unavailable",
+                "The identity provider is temporarily unavailable.".into(),
+            )),
             _ => None,
         }
     }
@@ -115,6 +150,10 @@ fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
             "https://tools.ietf.org/html/rfc9110#section-15.5.6",
             "Method Not Allowed",
         ),
+        409 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.5.10",
+            "Conflict",
+        ),
         413 => (
             "https://tools.ietf.org/html/rfc9110#section-15.5.14",
             "Content Too Large",
@@ -126,6 +165,22 @@ fn problem_type(status: StatusCode) -> (&'static str, &'static str) {
         422 => (
             "https://tools.ietf.org/html/rfc4918#section-11.2",
             "One or more validation errors occurred.",
+        ),
+        429 => (
+            "https://tools.ietf.org/html/rfc6585#section-4",
+            "Too Many Requests",
+        ),
+        502 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.3",
+            "Bad Gateway",
+        ),
+        503 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.4",
+            "Service Unavailable",
+        ),
+        504 => (
+            "https://tools.ietf.org/html/rfc9110#section-15.6.5",
+            "Gateway Timeout",
         ),
         _ => (
             "https://tools.ietf.org/html/rfc9110#section-15.6.1",
@@ -173,7 +228,11 @@ impl IntoResponse for Error {
             return response;
         }
 
-        let (kind, title) = problem_type(status);
+        let (kind, mut title) = problem_type(status);
+        if let Error::InvalidQuery(_) = self {
+            // ASP.NET's ValidationProblemDetails keeps the status's type but has this title.
+            title = "One or more validation errors occurred.";
+        }
         let problem = Problem {
             kind,
             title,
@@ -183,7 +242,7 @@ impl IntoResponse for Error {
             // upstream, so a fresh one per problem is as good as any.
             trace_id: format!("00-{}-{}-00", random_hex(32), random_hex(16)),
             errors: match &self {
-                Error::Validation(errors) => Some(errors),
+                Error::Validation(errors) | Error::InvalidQuery(errors) => Some(errors),
                 _ => None,
             },
         };
@@ -207,6 +266,12 @@ impl IntoResponse for Error {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if let Error::RateLimited { retry_after_secs } = self {
+            // RFC 9110 §10.2.3: delay-seconds, which is what ASP.NET's rate limiter sends.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -113,7 +113,8 @@ async fn token(
     }
     let client = authenticate(&state.0.clients, &headers, &params)?;
 
-    let now = jsonwebtoken::get_current_timestamp();
+    // The issuer's clock, which an injected fault may skew.
+    let now = state.faults().issuer_now();
     let ttl = state.0.config.access_token_ttl_secs;
     let client_id = &client.config.client_id;
     let claims = AccessClaims {

@@ -4,14 +4,20 @@
 //! scripted agent that moves dispatched conversations along, in the shapes that
 //! `contract/CONTRACT.md` and `contract/fixtures/` define. Everything lives in memory.
 
+mod admin;
 mod agent;
 mod api;
 mod auth;
+mod catalog;
 mod config;
 mod error;
+mod faults;
 mod identity;
 mod keys;
+mod listing;
 mod model;
+mod ratelimit;
+mod scenario;
 mod store;
 
 use std::{
@@ -28,10 +34,19 @@ use axum::{
 };
 use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+use uuid::Uuid;
 
+pub use agent::UserTurnError;
+pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
 pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
+pub use ratelimit::RateLimit;
+pub use scenario::{Failure, Reply, Scenario};
 
-use crate::{error::Error, identity::Client, keys::KeySet, store::Store};
+use crate::{
+    catalog::Catalog, error::Error, identity::Client, keys::KeySet, ratelimit::RateLimiter,
+    store::Store,
+};
 
 /// The largest request body any route reads.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -51,6 +66,9 @@ struct Inner {
     clients: Vec<Client>,
     store: Store,
     agents: agent::Runner,
+    catalog: Catalog,
+    rate_limiter: RateLimiter,
+    faults: Faults,
 }
 
 impl AppState {
@@ -73,15 +91,20 @@ impl AppState {
 
     fn with_keys(config: Config, base_url: &str, keys: KeySet) -> anyhow::Result<Self> {
         config.validate()?;
+        let scenarios = config.all_scenarios()?;
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
-        let store = Store::seeded(&config.agents, model::Timestamp::now());
+        let now = model::Timestamp::now();
+        let store = Store::seeded(&config.agents, now);
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
             keys,
             clients: config.clients.iter().cloned().map(Client::new).collect(),
-            agents: agent::Runner::new(store.clone(), config.timing),
+            agents: agent::Runner::new(store.clone(), config.timing, scenarios),
             store,
+            catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
+            rate_limiter: RateLimiter::new(config.rate_limit),
+            faults: Faults::default(),
             config,
         })))
     }
@@ -90,18 +113,46 @@ impl AppState {
     pub fn issuer(&self) -> &str {
         &self.0.issuer
     }
+
+    /// The faults in force, which tests set through `/__sandbox/faults`.
+    pub fn faults(&self) -> &Faults {
+        &self.0.faults
+    }
+
+    /// The user says `text` in conversation `conversation_id`: appends the user's turn
+    /// (role `User`, kind `Message`) and lets the agent's scenario answer it after its
+    /// think time. This is the voice channel's way in; the conversation must be `Active`.
+    pub async fn user_says(&self, conversation_id: Uuid, text: &str) -> Result<(), UserTurnError> {
+        let space = self
+            .0
+            .store
+            .space_of(conversation_id)
+            .ok_or(UserTurnError::UnknownConversation)?;
+        self.0.agents.user_says(space, conversation_id, text)?;
+        Ok(())
+    }
 }
 
 /// All routes of the sandbox.
 pub fn router(state: AppState) -> Router {
     let realm = format!("/realms/{}", state.0.config.realm);
-    Router::new()
+    let mut router = Router::new()
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router());
+    if state.0.config.admin_enabled {
+        // Unmounted unless enabled, so that a sandbox reachable by others cannot be steered.
+        router = router.nest(admin::PREFIX, admin::router());
+    }
+    router
         .fallback(|| async { Error::NotFound("No resource matches the request URL.".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the trace layer, so that injected faults are traced like real answers.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::inject,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 // The route template, not the raw path, so ids do not multiply log keys.

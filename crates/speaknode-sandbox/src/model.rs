@@ -32,6 +32,14 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The same instant in UTC, as every stored timestamp is; `None` if that falls outside
+    /// the years 0000 to 9999, as `9999-12-31T23:00:00-02:00` does.
+    pub(crate) fn in_utc(at: OffsetDateTime) -> Option<Self> {
+        at.checked_to_offset(time::UtcOffset::UTC).map(Self)
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let format = format_description!(
@@ -80,13 +88,40 @@ pub(crate) enum Channel {
     Phone,
 }
 
-/// The lifecycle of a conversation. The contract also has `Completed` and `Failed`; they
-/// arrive with the scripted agent steps that lead to them.
+/// The lifecycle of a conversation: `Pending → Dispatching → Active → Completed | Failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Status {
     Pending,
     Dispatching,
     Active,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub(crate) const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Dispatching,
+        Status::Active,
+        Status::Completed,
+        Status::Failed,
+    ];
+
+    /// Whether the conversation is over: nothing moves it on any more.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+
+    /// The wire name, `"Pending"` and so on.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "Pending",
+            Status::Dispatching => "Dispatching",
+            Status::Active => "Active",
+            Status::Completed => "Completed",
+            Status::Failed => "Failed",
+        }
+    }
 }
 
 /// A conversation (the platform's agent session), with its transcript.
@@ -141,10 +176,11 @@ impl Conversation {
     }
 }
 
-/// Who produced a transcript turn. The contract also has `User` and `Tool`.
+/// Who produced a transcript turn. The contract also has `Tool`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Role {
     System,
+    User,
     Assistant,
 }
 
@@ -214,16 +250,29 @@ pub(crate) struct TurnMetrics {
 }
 
 impl TurnMetrics {
-    /// Metrics of an utterance spoken from `start` at about 15 characters a second.
-    pub(crate) fn spoken(text: &str, start: Timestamp) -> Self {
+    /// Metrics of an utterance spoken from `start` for `length`.
+    pub(crate) fn spoken_for(start: Timestamp, length: std::time::Duration) -> Self {
         let start = start.unix_seconds();
-        let length = text.chars().count() as f64 / 15.0;
         Self {
             started_speaking_at: Some(start),
-            stopped_speaking_at: Some(start + length),
+            stopped_speaking_at: Some(start + length.as_secs_f64()),
             ..Self::default()
         }
     }
+}
+
+/// How long saying `text` takes at about 15 characters a second, a calm speaking pace.
+pub(crate) fn speaking_time(text: &str) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(text.chars().count() as f64 / 15.0)
+}
+
+/// E.164: a `+`, then up to 15 digits, the first not zero (ITU-T E.164 §6).
+pub(crate) fn is_e164(number: &str) -> bool {
+    number.strip_prefix('+').is_some_and(|digits| {
+        (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0')
+    })
 }
 
 #[cfg(test)]

@@ -77,6 +77,44 @@ impl Store {
         self.read(|spaces| spaces.get(&space)?.agents.get(&id).cloned())
     }
 
+    /// The agents of `space`, by title.
+    pub(crate) fn agents(&self, space: Uuid) -> Vec<Agent> {
+        let mut agents: Vec<Agent> = self.read(|spaces| {
+            spaces
+                .get(&space)
+                .map(|space| space.agents.values().cloned().collect())
+                .unwrap_or_default()
+        });
+        agents.sort_by_key(|agent| (agent.title.to_lowercase(), agent.id));
+        agents
+    }
+
+    /// Runs `f` on the conversations of `space`, in no particular order, under the read
+    /// lock: a list can filter and sort references and clone only the page it shows.
+    pub(crate) fn with_conversations<R>(
+        &self,
+        space: Uuid,
+        f: impl FnOnce(Vec<&Conversation>) -> R,
+    ) -> R {
+        self.read(|spaces| {
+            f(spaces
+                .get(&space)
+                .map(|space| space.conversations.values().collect())
+                .unwrap_or_default())
+        })
+    }
+
+    /// The space a conversation belongs to, for callers that know only its id (the
+    /// sandbox's admin routes, the voice channel).
+    pub(crate) fn space_of(&self, conversation: Uuid) -> Option<Uuid> {
+        self.read(|spaces| {
+            spaces
+                .iter()
+                .find(|(_, space)| space.conversations.contains_key(&conversation))
+                .map(|(id, _)| *id)
+        })
+    }
+
     pub(crate) fn conversation(&self, space: Uuid, id: Uuid) -> Option<Conversation> {
         self.read(|spaces| spaces.get(&space)?.conversations.get(&id).cloned())
     }

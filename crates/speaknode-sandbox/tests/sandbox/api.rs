@@ -52,7 +52,7 @@ async fn agents_of_other_spaces_unknown_or_malformed_ids_are_not_found() {
 async fn unknown_routes_and_methods_answer_problems() {
     let sandbox = Sandbox::start(config(Timing::default())).await;
     let token = sandbox.token(BFF).await;
-    let response = sandbox.get("/api/v1/tools", &token).await;
+    let response = sandbox.get("/api/v1/campaigns", &token).await;
     assert_problem(
         response,
         StatusCode::NOT_FOUND,

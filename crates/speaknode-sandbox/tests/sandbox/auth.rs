@@ -15,6 +15,10 @@ use crate::support::{
 /// Every API route, with a request that would succeed with a good token.
 fn routes() -> Vec<(Method, String, Option<Value>)> {
     vec![
+        (Method::GET, "/api/v1/agents".to_owned(), None),
+        (Method::GET, "/api/v1/conversations".to_owned(), None),
+        (Method::GET, "/api/v1/tools".to_owned(), None),
+        (Method::GET, "/api/v1/phone-numbers".to_owned(), None),
         (Method::GET, format!("/api/v1/agents/{AVA}"), None),
         (
             Method::POST,

@@ -1,8 +1,12 @@
 //! Integration tests: real HTTP against a sandbox on 127.0.0.1:0, checked against the
 //! contract's fixtures. One test binary, so the crate is linked once.
 
+mod admin;
 mod api;
 mod auth;
 mod conversations;
 mod identity;
+mod lists;
+mod ratelimit;
+mod scenarios;
 mod support;

@@ -3,9 +3,9 @@
 
 use std::{future::Future, time::Duration};
 
-use reqwest::{Response, StatusCode, header};
+use reqwest::{Method, Response, StatusCode, header};
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{Value, json};
 use speaknode_sandbox::{AgentConfig, AppState, ClientConfig, Config, Timing};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use uuid::{Uuid, uuid};
@@ -69,6 +69,7 @@ pub fn config(timing: Timing) -> Config {
             },
         ],
         timing,
+        ..Config::default()
     }
 }
 
@@ -100,6 +101,18 @@ impl Sandbox {
     pub async fn start_seeded(config: Config) -> Sandbox {
         let (listener, base) = listen().await;
         let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
+        Self::serve_state(listener, base, state)
+    }
+
+    /// Runs the sandbox's router and hands out its state, for tests of the state's own
+    /// methods (`user_says`, `faults`).
+    pub async fn start_with_state(config: Config) -> (Sandbox, AppState) {
+        let (listener, base) = listen().await;
+        let state = AppState::new(config, &base).expect("valid state");
+        (Self::serve_state(listener, base, state.clone()), state)
+    }
+
+    fn serve_state(listener: TcpListener, base: String, state: AppState) -> Sandbox {
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, speaknode_sandbox::router(state))
@@ -160,6 +173,51 @@ impl Sandbox {
             .send()
             .await
             .expect("GET")
+    }
+
+    /// A GET with query parameters, encoded as a browser would.
+    pub async fn get_query(&self, path: &str, token: &str, query: &[(&str, &str)]) -> Response {
+        self.http
+            .get(self.url(path))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// An admin request (`/__sandbox/...`), which takes no token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("admin request")
+    }
+
+    /// Dispatches a web conversation with `agent` and returns it as created.
+    pub async fn dispatch_web(&self, token: &str, agent: Uuid) -> Value {
+        let response = self
+            .dispatch(token, &json!({ "agent_id": agent, "channel": "Web" }))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("conversation JSON")
+    }
+
+    /// Reads a conversation by id until `accept` takes it.
+    pub async fn conversation_when(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let path = format!("/api/v1/conversations/{id}");
+        eventually(what, || async {
+            let conversation: Value = self.get(&path, token).await.json().await.ok()?;
+            accept(&conversation).then_some(conversation)
+        })
+        .await
     }
 
     pub async fn dispatch(&self, token: &str, body: &Value) -> Response {
@@ -279,6 +337,18 @@ fn is_trace_parent(text: &str) -> bool {
     let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
     matches!(parts.as_slice(), ["00", trace, span, "00"]
         if trace.len() == 32 && span.len() == 16 && hex(trace) && hex(span))
+}
+
+/// The instant of a .NET round-trip timestamp.
+pub fn instant(value: &Value) -> time::OffsetDateTime {
+    let text = value.as_str().expect("a timestamp string");
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .expect("an RFC 3339 timestamp")
+}
+
+/// Seconds from `earlier` to `later`, both timestamps of the wire.
+pub fn seconds_between(earlier: &Value, later: &Value) -> f64 {
+    (instant(later) - instant(earlier)).as_seconds_f64()
 }
 
 /// .NET's round-trip UTC format, `2026-11-29T08:30:00.1234567Z`.
