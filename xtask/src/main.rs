@@ -163,7 +163,7 @@ fn end_to_end(tools: &Tools) -> anyhow::Result<()> {
             .env("SN_BFF_URL", &stack.bff_url)
             .env("SN_ISSUER", &stack.issuer)
             .env("SN_CLIENT_SECRET", &stack.client_secret)
-            .env("SN_GREETING", stack.greeting)
+            .env("SN_GREETING", &stack.greeting)
             .env("SN_CHROMIUM", tools.chromium());
         let status = tokio::task::spawn_blocking(move || run(&mut node)).await?;
         stack.stop().await?;

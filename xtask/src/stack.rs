@@ -19,10 +19,9 @@ use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// The demo agent; index.html embeds the widget for it.
+/// The demo agent (Ava in the sandbox's demo configuration); index.html embeds it.
 pub const DEMO_AGENT_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
-pub const DEMO_GREETING: &str = "Hi! I'm Ava from Acme Outdoor Supply. How can I help you today?";
-const DEMO_SPACE_ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+/// The client of the sandbox's demo configuration.
 const DEMO_CLIENT_ID: &str = "speaknode-bff-demo";
 /// The port `trunk serve` uses (Trunk.toml); the demo BFF allows that origin too.
 const TRUNK_SERVE_ORIGIN: &str = "http://127.0.0.1:8080";
@@ -58,7 +57,8 @@ pub struct Stack {
     pub issuer: String,
     /// The BFF's upstream client secret, so tests can prove it never reaches the browser.
     pub client_secret: String,
-    pub greeting: &'static str,
+    /// What the demo agent says first.
+    pub greeting: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -84,7 +84,16 @@ impl Stack {
         let issuer = format!("{sandbox_url}/realms/speaknode");
         let client_secret = random_secret();
 
-        let sandbox_config = sandbox_config(&client_secret)?;
+        // The sandbox's own demo configuration (Ava and Max, a scenario, tools), with this
+        // run's secret.
+        let sandbox_config =
+            speaknode_sandbox::Config::demo(SecretString::from(client_secret.clone()));
+        let greeting = sandbox_config
+            .agents
+            .iter()
+            .find(|agent| agent.id.to_string() == DEMO_AGENT_ID)
+            .map(|agent| agent.greeting.clone())
+            .context("the sandbox's demo configuration has no demo agent")?;
         std::fs::create_dir_all(work_dir)?;
         let bff_config_path = work_dir.join("bff.toml");
         std::fs::write(
@@ -119,7 +128,7 @@ impl Stack {
             sandbox_url,
             issuer,
             client_secret,
-            greeting: DEMO_GREETING,
+            greeting,
             stop,
             tasks,
         })
@@ -153,30 +162,6 @@ fn random_secret() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
-}
-
-fn sandbox_config(client_secret: &str) -> anyhow::Result<speaknode_sandbox::Config> {
-    let space_id = DEMO_SPACE_ID.parse()?;
-    Ok(speaknode_sandbox::Config {
-        public_url: None,
-        realm: "speaknode".into(),
-        access_token_ttl_secs: 300,
-        clients: vec![speaknode_sandbox::ClientConfig {
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: SecretString::from(client_secret.to_owned()),
-            space_id,
-        }],
-        agents: vec![speaknode_sandbox::AgentConfig {
-            id: DEMO_AGENT_ID.parse()?,
-            title: "Ava".into(),
-            space_id,
-            greeting: DEMO_GREETING.into(),
-            description: "Front desk agent of the demo store".into(),
-            language_locale_code: "en-US".into(),
-        }],
-        timing: speaknode_sandbox::Timing::default(),
-        ..Default::default()
-    })
 }
 
 fn bff_config_toml(
