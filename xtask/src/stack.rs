@@ -175,6 +175,7 @@ fn sandbox_config(client_secret: &str) -> anyhow::Result<speaknode_sandbox::Conf
             language_locale_code: "en-US".into(),
         }],
         timing: speaknode_sandbox::Timing::default(),
+        ..Default::default()
     })
 }
 

@@ -18,6 +18,9 @@ pub struct Config {
     pub realm: String,
     /// Lifetime of an access token, `expires_in` (default 300, Keycloak's).
     pub access_token_ttl_secs: u64,
+    /// Seconds after which a new signing key replaces the current one; `None` (the default)
+    /// never rotates by itself. Older keys stay published until their tokens have expired.
+    pub key_rotation_secs: Option<u64>,
     /// Confidential clients with a service account (`client_credentials`).
     pub clients: Vec<ClientConfig>,
     /// The agents of all spaces.
@@ -32,6 +35,7 @@ impl Default for Config {
             public_url: None,
             realm: "speaknode".to_owned(),
             access_token_ttl_secs: 300,
+            key_rotation_secs: None,
             clients: Vec::new(),
             agents: Vec::new(),
             timing: Timing::default(),
@@ -147,6 +151,10 @@ impl Config {
                 "public_url {url:?} must start with http:// or https://"
             );
         }
+        ensure!(
+            self.key_rotation_secs != Some(0),
+            "key_rotation_secs must be positive; leave it out to never rotate"
+        );
         for (i, client) in self.clients.iter().enumerate() {
             ensure!(!client.client_id.is_empty(), "a client_id is empty");
             if self.clients[..i]
@@ -196,6 +204,12 @@ mod tests {
             (300, 700)
         );
         Ok(())
+    }
+
+    #[test]
+    fn rejects_a_rotation_period_of_zero() {
+        assert!(Config::from_toml("key_rotation_secs = 0").is_err());
+        assert!(Config::from_toml("key_rotation_secs = 60").is_ok());
     }
 
     #[test]

@@ -130,7 +130,7 @@ async fn token(
         client_id: client_id.clone(),
         preferred_username: format!("service-account-{}", client_id.to_lowercase()),
     };
-    let access_token = state.0.keys.sign(&claims)?;
+    let access_token = state.0.keys.sign(&claims, claims.exp)?;
     tracing::info!(client_id = %client_id, "issued an access token");
     let body = json!({
         "access_token": access_token,

@@ -78,7 +78,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
-            keys,
+            keys: keys.rotating_every(config.key_rotation_secs),
             clients: config.clients.iter().cloned().map(Client::new).collect(),
             agents: agent::Runner::new(store.clone(), config.timing),
             store,
@@ -89,6 +89,13 @@ impl AppState {
     /// The realm's issuer URL, `{base_url}/realms/{realm}`.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
+    }
+
+    /// Makes a fresh key the realm's signing key and returns its `kid`, as an administrator
+    /// adding a key provider of higher priority would. Older keys stay published until
+    /// every token they signed has expired.
+    pub fn rotate_keys(&self) -> anyhow::Result<String> {
+        self.0.keys.rotate()
     }
 }
 

@@ -108,6 +108,7 @@ pub fn sandbox_config() -> speaknode_sandbox::Config {
             dispatch_ms: 50,
             join_ms: 100,
         },
+        ..Default::default()
     }
 }
 

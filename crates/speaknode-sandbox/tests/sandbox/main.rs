@@ -5,4 +5,5 @@ mod api;
 mod auth;
 mod conversations;
 mod identity;
+mod keys;
 mod support;

@@ -69,6 +69,7 @@ pub fn config(timing: Timing) -> Config {
             },
         ],
         timing,
+        ..Config::default()
     }
 }
 
@@ -98,8 +99,15 @@ impl Sandbox {
 
     /// Runs the sandbox's router with the signing key of [`SEED`].
     pub async fn start_seeded(config: Config) -> Sandbox {
+        Self::start_with_state(config).await.0
+    }
+
+    /// Like [`Sandbox::start_seeded`], and hands out the state, so that a test can act as
+    /// the realm's administrator (rotate keys).
+    pub async fn start_with_state(config: Config) -> (Sandbox, AppState) {
         let (listener, base) = listen().await;
         let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
+        let admin = state.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, speaknode_sandbox::router(state))
@@ -109,12 +117,13 @@ impl Sandbox {
                 .await
                 .map_err(anyhow::Error::from)
         });
-        Sandbox {
+        let sandbox = Sandbox {
             base,
             http: http(),
             stop,
             server,
-        }
+        };
+        (sandbox, admin)
     }
 
     /// Asks the sandbox to shut down and waits until `serve` has returned.
