@@ -163,8 +163,9 @@ fn sandbox_config(client_secret: &str) -> anyhow::Result<speaknode_sandbox::Conf
         access_token_ttl_secs: 300,
         clients: vec![speaknode_sandbox::ClientConfig {
             client_id: DEMO_CLIENT_ID.into(),
-            client_secret: SecretString::from(client_secret.to_owned()),
+            client_secret: Some(SecretString::from(client_secret.to_owned())),
             space_id,
+            ..Default::default()
         }],
         agents: vec![speaknode_sandbox::AgentConfig {
             id: DEMO_AGENT_ID.parse()?,

@@ -42,6 +42,16 @@ pub(crate) enum Error {
     InvalidTokenRequest(String),
     #[error("unsupported grant type {0:?}")]
     UnsupportedGrantType(String),
+    /// Token endpoint: a code or refresh token that is not (or no longer) valid for this
+    /// client; the text is Keycloak's `error_description`.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(String),
+    /// Token endpoint: the client may not use this grant type.
+    #[error("unauthorized client: {0}")]
+    UnauthorizedClient(String),
+    /// Token endpoint: a requested scope the realm does not offer.
+    #[error("invalid scope: {0}")]
+    InvalidScope(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -53,7 +63,10 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::BadRequest(_)
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => StatusCode::BAD_REQUEST,
+            | Error::UnsupportedGrantType(_)
+            | Error::InvalidGrant(_)
+            | Error::UnauthorizedClient(_)
+            | Error::InvalidScope(_) => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -74,7 +87,10 @@ impl Error {
             // These are answered as OAuth errors, never as problems; the text is for logs.
             Error::InvalidClient { .. }
             | Error::InvalidTokenRequest(_)
-            | Error::UnsupportedGrantType(_) => self.to_string(),
+            | Error::UnsupportedGrantType(_)
+            | Error::InvalidGrant(_)
+            | Error::UnauthorizedClient(_)
+            | Error::InvalidScope(_) => self.to_string(),
             Error::Internal(_) => "An unexpected error occurred.".into(),
         }
     }
@@ -91,6 +107,9 @@ impl Error {
             Error::UnsupportedGrantType(_) => {
                 Some(("unsupported_grant_type", "Unsupported grant_type".into()))
             }
+            Error::InvalidGrant(detail) => Some(("invalid_grant", detail.clone())),
+            Error::UnauthorizedClient(detail) => Some(("unauthorized_client", detail.clone())),
+            Error::InvalidScope(detail) => Some(("invalid_scope", detail.clone())),
             _ => None,
         }
     }

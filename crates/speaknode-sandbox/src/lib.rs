@@ -29,7 +29,7 @@ use axum::{
 use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 
-pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use config::{AgentConfig, ClientConfig, Config, Timing, UserConfig};
 
 use crate::{error::Error, identity::Client, keys::KeySet, store::Store};
 
@@ -49,6 +49,7 @@ struct Inner {
     keys: KeySet,
     validation: Validation,
     clients: Vec<Client>,
+    sessions: identity::Sessions,
     store: Store,
     agents: agent::Runner,
 }
@@ -80,6 +81,7 @@ impl AppState {
             issuer,
             keys: keys.rotating_every(config.key_rotation_secs),
             clients: config.clients.iter().cloned().map(Client::new).collect(),
+            sessions: identity::Sessions::default(),
             agents: agent::Runner::new(store.clone(), config.timing),
             store,
             config,

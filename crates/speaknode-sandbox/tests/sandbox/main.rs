@@ -6,4 +6,6 @@ mod auth;
 mod conversations;
 mod identity;
 mod keys;
+mod login;
+mod refresh;
 mod support;
