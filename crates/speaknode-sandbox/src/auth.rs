@@ -15,7 +15,7 @@ use crate::{
 
 /// How far past `exp` a token is still accepted. Issuer and verifier share one clock here,
 /// so this only forgives a request that set out within the token's last second.
-const LEEWAY_SECS: u64 = 1;
+pub(crate) const LEEWAY_SECS: u64 = 1;
 
 /// The verified caller of an API request.
 ///

@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail, ensure};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use uuid::{Uuid, uuid};
 
@@ -29,8 +29,17 @@ pub struct Config {
     pub realm: String,
     /// Lifetime of an access token, `expires_in` (default 300, Keycloak's).
     pub access_token_ttl_secs: u64,
-    /// Confidential clients with a service account (`client_credentials`).
+    /// How long a login session lives without a refresh, `refresh_expires_in` (default 1800,
+    /// Keycloak's "SSO Session Idle"). Every refresh starts the period again.
+    pub refresh_token_ttl_secs: u64,
+    /// Seconds after which a new signing key replaces the current one; `None` (the default)
+    /// never rotates by itself. Older keys stay published until their tokens have expired.
+    pub key_rotation_secs: Option<u64>,
+    /// The realm's clients: confidential ones (with a secret and a service account) and
+    /// public ones (no secret, authorization code with PKCE only).
     pub clients: Vec<ClientConfig>,
+    /// The users who can sign in on the login form.
+    pub users: Vec<UserConfig>,
     /// The agents of all spaces.
     pub agents: Vec<AgentConfig>,
     /// How fast the scripted agent moves a conversation along.
@@ -55,7 +64,10 @@ impl Default for Config {
             public_url: None,
             realm: "speaknode".to_owned(),
             access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 1800,
+            key_rotation_secs: None,
             clients: Vec::new(),
+            users: Vec::new(),
             agents: Vec::new(),
             timing: Timing::default(),
             tools: Vec::new(),
@@ -68,13 +80,38 @@ impl Default for Config {
     }
 }
 
-/// A confidential client whose service account acts in one space.
-#[derive(Clone, Debug, Deserialize)]
+/// A client of the realm: confidential when it has a secret, public when it has none.
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub client_id: String,
-    pub client_secret: SecretString,
-    /// Becomes the `space_id` claim of this client's tokens (a protocol mapper in Keycloak).
+    /// The secret a confidential client authenticates with at the token endpoint. `None`
+    /// makes a public client (Keycloak's "Client authentication: Off"), which cannot keep a
+    /// secret and so may not use `client_credentials`.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Becomes the `space_id` claim of the service account's tokens (a protocol mapper in
+    /// Keycloak). Required for confidential clients; public clients have no service account.
+    #[serde(default)]
+    pub space_id: Uuid,
+    /// Where the authorization endpoint may send a code, compared exactly (no wildcards).
+    /// A client without any cannot use the authorization code flow.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+/// A user who signs in on the login form; tokens of their logins act in their space.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The `sub` of the user's tokens. Random at start-up when absent, as Keycloak gives a
+    /// new user a random id.
+    #[serde(default = "Uuid::new_v4")]
+    pub id: Uuid,
+    /// Matched without regard to case, since Keycloak stores usernames in lower case.
+    pub username: String,
+    pub password: SecretString,
+    /// Becomes the `space_id` claim of the user's tokens.
     pub space_id: Uuid,
 }
 
@@ -112,6 +149,16 @@ impl Default for Timing {
     }
 }
 
+/// The demo's public client, for trying the authorization code flow by hand.
+pub const DEMO_PUBLIC_CLIENT: &str = "speaknode-demo-app";
+
+/// Where the demo's public client may receive codes: loopback addresses, where nothing need
+/// listen, because the code can be read off the browser's address bar.
+pub const DEMO_REDIRECT_URIS: [&str; 2] = [
+    "http://127.0.0.1:8000/callback",
+    "http://localhost:8000/callback",
+];
+
 fn default_language_locale_code() -> String {
     "en-US".to_owned()
 }
@@ -124,7 +171,8 @@ impl Config {
         Ok(config)
     }
 
-    /// The set-up the binary runs without `--config`: one client, one space, two agents.
+    /// The set-up the binary runs without `--config`: one space with a confidential client
+    /// for a BFF, a public client for trying the login flow, a user and two agents.
     ///
     /// The ids of the space and of Ava are those of the contract's fixtures, so examples
     /// written against the fixtures work against the demo as they are.
@@ -192,9 +240,25 @@ impl Config {
                 default_reply: Some("I can help with orders. What's your order number?".to_owned()),
                 ..Scenario::greeting_only(ava)
             }],
-            clients: vec![ClientConfig {
-                client_id: "speaknode-bff-demo".to_owned(),
-                client_secret,
+            clients: vec![
+                ClientConfig {
+                    client_id: "speaknode-bff-demo".to_owned(),
+                    client_secret: Some(client_secret),
+                    space_id,
+                    redirect_uris: Vec::new(),
+                },
+                ClientConfig {
+                    client_id: DEMO_PUBLIC_CLIENT.to_owned(),
+                    redirect_uris: DEMO_REDIRECT_URIS.map(str::to_owned).to_vec(),
+                    ..ClientConfig::default()
+                },
+            ],
+            // A well-known password is acceptable here: the sandbox holds no real data and
+            // listens on loopback by default.
+            users: vec![UserConfig {
+                id: uuid!("9b2d4f6e-1a3c-4e5f-8a7b-6c5d4e3f2a1b"),
+                username: "demo".to_owned(),
+                password: SecretString::from("demo"),
                 space_id,
             }],
             agents: vec![
@@ -237,13 +301,41 @@ impl Config {
                 "public_url {url:?} must start with http:// or https://"
             );
         }
+        ensure!(
+            self.key_rotation_secs != Some(0),
+            "key_rotation_secs must be positive; leave it out to never rotate"
+        );
         for (i, client) in self.clients.iter().enumerate() {
-            ensure!(!client.client_id.is_empty(), "a client_id is empty");
-            if self.clients[..i]
+            let id = &client.client_id;
+            ensure!(!id.is_empty(), "a client_id is empty");
+            if self.clients[..i].iter().any(|c| c.client_id == *id) {
+                bail!("client_id {id:?} appears twice");
+            }
+            // Only a confidential client has a service account, which needs a space.
+            ensure!(
+                client.client_secret.is_none() || !client.space_id.is_nil(),
+                "client {id:?} has a secret but no space_id for its service account"
+            );
+            for uri in &client.redirect_uris {
+                ensure!(
+                    is_redirect_uri(uri),
+                    "redirect URI {uri:?} of client {id:?} must be absolute, without a \
+                     fragment, spaces or non-ASCII characters"
+                );
+            }
+        }
+        for (i, user) in self.users.iter().enumerate() {
+            let name = &user.username;
+            ensure!(!name.is_empty(), "a username is empty");
+            ensure!(
+                !user.password.expose_secret().is_empty(),
+                "user {name:?} has an empty password"
+            );
+            if self.users[..i]
                 .iter()
-                .any(|c| c.client_id == client.client_id)
+                .any(|u| u.username.eq_ignore_ascii_case(name) || u.id == user.id)
             {
-                bail!("client_id {:?} appears twice", client.client_id);
+                bail!("user {name:?} or its id appears twice");
             }
         }
         for (i, agent) in self.agents.iter().enumerate() {
@@ -275,10 +367,23 @@ impl Config {
     }
 }
 
+/// An absolute URI (RFC 6749 §3.1.2) that can go into a `Location` header as it is: a
+/// scheme, no fragment, and only visible ASCII.
+fn is_redirect_uri(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut scheme_chars = scheme.chars();
+    scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !rest.is_empty()
+        && !uri.contains('#')
+        && uri.bytes().all(|b| b.is_ascii_graphic())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret as _;
 
     #[test]
     fn minimal_toml_gets_defaults() -> anyhow::Result<()> {
@@ -298,7 +403,14 @@ mod tests {
         )?;
         assert_eq!(config.realm, "speaknode");
         assert_eq!(config.access_token_ttl_secs, 300);
-        assert_eq!(config.clients[0].client_secret.expose_secret(), "s3cret");
+        assert_eq!(config.refresh_token_ttl_secs, 1800);
+        assert_eq!(config.key_rotation_secs, None);
+        let secret = config.clients[0]
+            .client_secret
+            .as_ref()
+            .map(|s| s.expose_secret());
+        assert_eq!(secret, Some("s3cret"));
+        assert!(config.clients[0].redirect_uris.is_empty());
         assert_eq!(config.agents[0].language_locale_code, "en-US");
         assert_eq!(config.agents[0].description, "");
         assert_eq!(
@@ -397,6 +509,48 @@ mod tests {
             space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
         "#;
         assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn reads_public_clients_and_users() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            r#"
+            key_rotation_secs = 3600
+            [[clients]]
+            client_id = "spa"
+            redirect_uris = ["http://127.0.0.1:3000/callback", "com.example.app:/oauth"]
+            [[users]]
+            username = "alice"
+            password = "wonderland"
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            "#,
+        )?;
+        assert!(config.clients[0].client_secret.is_none());
+        assert_eq!(config.key_rotation_secs, Some(3600));
+        assert_eq!(config.users[0].password.expose_secret(), "wonderland");
+        assert!(!config.users[0].id.is_nil());
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_unusable_clients_users_and_rotation() {
+        let space = r#"space_id = "0f8fad5b-d9cb-469f-a165-70867728950e""#;
+        let bad = [
+            "key_rotation_secs = 0".to_owned(),
+            // A confidential client without a space has no service account to act as.
+            "[[clients]]\nclient_id = \"c\"\nclient_secret = \"s\"".to_owned(),
+            "[[clients]]\nclient_id = \"c\"\nredirect_uris = [\"/relative\"]".to_owned(),
+            "[[clients]]\nclient_id = \"c\"\nredirect_uris = [\"http://a/#f\"]".to_owned(),
+            "[[clients]]\nclient_id = \"c\"\nredirect_uris = [\"http://a/ b\"]".to_owned(),
+            format!("[[users]]\nusername = \"a\"\npassword = \"\"\n{space}"),
+            format!(
+                "[[users]]\nusername = \"a\"\npassword = \"x\"\n{space}\n\
+                 [[users]]\nusername = \"A\"\npassword = \"y\"\n{space}"
+            ),
+        ];
+        for text in bad {
+            assert!(Config::from_toml(&text).is_err(), "accepted: {text}");
+        }
     }
 
     #[test]

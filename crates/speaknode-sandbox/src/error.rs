@@ -57,6 +57,16 @@ pub(crate) enum Error {
     /// Token endpoint: the identity provider is down (an injected outage).
     #[error("token endpoint unavailable")]
     TokenEndpointUnavailable,
+    /// Token endpoint: a code or refresh token that is not (or no longer) valid for this
+    /// client; the text is Keycloak's `error_description`.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(String),
+    /// Token endpoint: the client may not use this grant type.
+    #[error("unauthorized client: {0}")]
+    UnauthorizedClient(String),
+    /// Token endpoint: a requested scope the realm does not offer.
+    #[error("invalid scope: {0}")]
+    InvalidScope(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -69,7 +79,10 @@ impl Error {
             Error::BadRequest(_)
             | Error::InvalidTokenRequest(_)
             | Error::UnsupportedGrantType(_)
-            | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            | Error::InvalidQuery(_)
+            | Error::InvalidGrant(_)
+            | Error::UnauthorizedClient(_)
+            | Error::InvalidScope(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Fault(status) => *status,
@@ -104,7 +117,10 @@ impl Error {
             Error::InvalidClient { .. }
             | Error::InvalidTokenRequest(_)
             | Error::UnsupportedGrantType(_)
-            | Error::TokenEndpointUnavailable => self.to_string(),
+            | Error::TokenEndpointUnavailable
+            | Error::InvalidGrant(_)
+            | Error::UnauthorizedClient(_)
+            | Error::InvalidScope(_) => self.to_string(),
             Error::Internal(_) | Error::Fault(_) => "An unexpected error occurred.".into(),
         }
     }
@@ -126,6 +142,9 @@ impl Error {
                 "temporarily_unavailable",
                 "The identity provider is temporarily unavailable.".into(),
             )),
+            Error::InvalidGrant(detail) => Some(("invalid_grant", detail.clone())),
+            Error::UnauthorizedClient(detail) => Some(("unauthorized_client", detail.clone())),
+            Error::InvalidScope(detail) => Some(("invalid_scope", detail.clone())),
             _ => None,
         }
     }

@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 pub use agent::UserTurnError;
 pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
-pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use config::{AgentConfig, ClientConfig, Config, Timing, UserConfig};
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
@@ -64,6 +64,7 @@ struct Inner {
     keys: KeySet,
     validation: Validation,
     clients: Vec<Client>,
+    sessions: identity::Sessions,
     store: Store,
     agents: agent::Runner,
     catalog: Catalog,
@@ -98,8 +99,9 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
-            keys,
+            keys: keys.rotating_every(config.key_rotation_secs),
             clients: config.clients.iter().cloned().map(Client::new).collect(),
+            sessions: identity::Sessions::default(),
             agents: agent::Runner::new(store.clone(), config.timing, scenarios),
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
@@ -130,6 +132,13 @@ impl AppState {
             .ok_or(UserTurnError::UnknownConversation)?;
         self.0.agents.user_says(space, conversation_id, text)?;
         Ok(())
+    }
+
+    /// Makes a fresh key the realm's signing key and returns its `kid`, as an administrator
+    /// adding a key provider of higher priority would. Older keys stay published until
+    /// every token they signed has expired.
+    pub fn rotate_keys(&self) -> anyhow::Result<String> {
+        self.0.keys.rotate()
     }
 }
 

@@ -11,11 +11,19 @@ use tracing_subscriber::EnvFilter;
 
 /// SpeakNode in a box: a local stand-in of the SpeakNode platform (identity, REST API and a
 /// scripted agent) for development and tests. Everything is kept in memory.
+///
+/// The identity part is a Keycloak-shaped realm: OIDC discovery, a JWKS with key rotation,
+/// a login form for the authorization code flow with PKCE (S256), and a token endpoint for
+/// the `authorization_code`, `refresh_token` (rotating, with reuse detection) and
+/// `client_credentials` grants.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_long_help = CONFIG_HELP)]
 struct Args {
-    /// Configuration file (TOML). Without one, the sandbox runs a demo: client
-    /// `speaknode-bff-demo` with a secret made at start-up and printed once, and two agents.
+    /// Configuration file (TOML; see below). Without one, the sandbox runs a demo and prints
+    /// its credentials: the confidential client `speaknode-bff-demo` with a secret made at
+    /// start-up, the public client `speaknode-demo-app` (redirect URIs
+    /// http://127.0.0.1:8000/callback and http://localhost:8000/callback), the user `demo`
+    /// with password `demo`, and two agents.
     #[arg(long, value_name = "FILE", env = "SPEAKNODE_SANDBOX_CONFIG")]
     config: Option<PathBuf>,
 
@@ -23,6 +31,47 @@ struct Args {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
     listen: SocketAddr,
 }
+
+/// The routes and the configuration file's keys, for `--help`.
+const CONFIG_HELP: &str = r#"Routes (issuer = {public_url or http://ADDR}/realms/{realm}):
+  {issuer}/.well-known/openid-configuration  OIDC discovery
+  {issuer}/protocol/openid-connect/certs       JWKS: the signing key and older keys with live tokens
+  {issuer}/protocol/openid-connect/auth        login form; response_type=code, PKCE S256 required
+  {issuer}/protocol/openid-connect/token       grants authorization_code, refresh_token, client_credentials
+  /api/v1/...                                  the REST API, with a Bearer access token
+
+Configuration file (TOML; every top-level key may be left out):
+  public_url = "https://sandbox.example"  issuer base (default: http://{listen address})
+  realm = "speaknode"
+  access_token_ttl_secs = 300             access token lifetime (expires_in)
+  refresh_token_ttl_secs = 1800           session idle time (refresh_expires_in); a refresh restarts it
+  key_rotation_secs = 86400               replace the signing key this often (default: never)
+
+  [[clients]]
+  client_id = "my-bff"
+  client_secret = "..."                   leave out for a public client (code flow only, no secret)
+  space_id = "<uuid>"                     space of the service account (client_credentials);
+                                          required with a secret
+  redirect_uris = ["http://127.0.0.1:3000/callback"]
+                                          exact matches; the code flow needs at least one
+
+  [[users]]                               who can sign in on the login form
+  username = "alice"                      matched in any case
+  password = "..."
+  space_id = "<uuid>"                     space_id claim of the user's tokens
+  id = "<uuid>"                           sub claim; random at start-up if left out
+
+  [[agents]]
+  id = "<uuid>"
+  title = "Ava"
+  space_id = "<uuid>"
+  greeting = "Hi! I'm Ava."
+  description = ""
+  language_locale_code = "en-US"
+
+  [timing]                                the scripted agent's steps, in milliseconds
+  dispatch_ms = 300
+  join_ms = 700"#;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -35,19 +84,16 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
-    let (config, demo_secret) = match &args.config {
+    let (config, demo) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             (
                 Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?,
-                None,
+                false,
             )
         }
-        None => {
-            let secret = random_secret()?;
-            (Config::demo(secret.clone()), Some(secret))
-        }
+        None => (Config::demo(random_secret()?), true),
     };
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -55,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     println!("listening on http://{address}");
-    if let Some(secret) = demo_secret {
+    if demo {
         let base = config
             .public_url
             .clone()
@@ -63,7 +109,18 @@ async fn main() -> anyhow::Result<()> {
         println!("issuer:        {base}/realms/{}", config.realm);
         for client in &config.clients {
             println!("client_id:     {}", client.client_id);
-            println!("client_secret: {}", secret.expose_secret());
+            match &client.client_secret {
+                Some(secret) => println!("client_secret: {}", secret.expose_secret()),
+                None => println!("redirect_uris: {}", client.redirect_uris.join(" ")),
+            }
+        }
+        // The demo user's password is the well-known `demo`, not a secret worth hiding.
+        for user in &config.users {
+            println!(
+                "user:          {} / {}",
+                user.username,
+                user.password.expose_secret()
+            );
         }
         for agent in &config.agents {
             println!("agent:         {} ({})", agent.id, agent.title);

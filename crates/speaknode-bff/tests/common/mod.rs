@@ -97,8 +97,9 @@ pub fn sandbox_config() -> speaknode_sandbox::Config {
         access_token_ttl_secs: 300,
         clients: vec![ClientConfig {
             client_id: CLIENT_ID.into(),
-            client_secret: SecretString::from(CLIENT_SECRET),
+            client_secret: Some(SecretString::from(CLIENT_SECRET)),
             space_id: SPACE,
+            ..Default::default()
         }],
         agents: vec![
             agent(AGENT_A, "Ava", AVA_GREETING),

@@ -33,8 +33,17 @@ async fn discovery_has_the_fixture_shape_and_the_issuer_urls() {
     );
     assert_eq!(
         body["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
     );
+    assert_eq!(
+        body["authorization_endpoint"],
+        format!("{issuer}/protocol/openid-connect/auth")
+    );
+    assert_eq!(
+        body["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(body["authorization_response_iss_parameter_supported"], true);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::{future::Future, time::Duration};
 use reqwest::{Method, Response, StatusCode, header};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use speaknode_sandbox::{AgentConfig, AppState, ClientConfig, Config, Timing};
+use speaknode_sandbox::{AgentConfig, AppState, ClientConfig, Config, Timing, UserConfig};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use uuid::{Uuid, uuid};
 
@@ -19,6 +19,17 @@ pub const BORIS: Uuid = uuid!("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9");
 pub const AVA_GREETING: &str = "Hi! I'm Ava. How can I help you today?";
 pub const BFF: (&str, &str) = ("bff", "bff-secret");
 pub const OTHER_BFF: (&str, &str) = ("other-bff", "other-secret");
+/// A public client (no secret) for the authorization code flow.
+pub const SPA: &str = "spa";
+/// The one redirect URI of [`SPA`] and [`BFF`]; nothing listens there, since tests read
+/// the redirect instead of following it.
+pub const REDIRECT_URI: &str = "http://app.example.test/callback";
+/// A user of [`SPACE`]: id, username and password.
+pub const ALICE: (Uuid, &str, &str) = (
+    uuid!("1c7d3a52-4f0e-4b8a-9e21-6a5b4c3d2e1f"),
+    "alice",
+    "wonderland",
+);
 /// The signing key seed of [`Sandbox::start_seeded`], so tests can sign their own tokens.
 pub const SEED: [u8; 32] = [42; 32];
 
@@ -38,18 +49,30 @@ macro_rules! fixture {
 }
 pub(crate) use fixture;
 
-/// Two spaces, each with a client and an agent.
+/// Two spaces, each with a confidential client and an agent; a public client and a user.
 pub fn config(timing: Timing) -> Config {
     let client = |(client_id, secret): (&str, &str), space_id| ClientConfig {
         client_id: client_id.to_owned(),
-        client_secret: SecretString::from(secret),
+        client_secret: Some(SecretString::from(secret)),
         space_id,
+        redirect_uris: vec![REDIRECT_URI.to_owned()],
+    };
+    let spa = ClientConfig {
+        client_id: SPA.to_owned(),
+        redirect_uris: vec![REDIRECT_URI.to_owned()],
+        ..ClientConfig::default()
     };
     Config {
         public_url: None,
         realm: "speaknode".to_owned(),
         access_token_ttl_secs: 300,
-        clients: vec![client(BFF, SPACE), client(OTHER_BFF, OTHER_SPACE)],
+        clients: vec![client(BFF, SPACE), client(OTHER_BFF, OTHER_SPACE), spa],
+        users: vec![UserConfig {
+            id: ALICE.0,
+            username: ALICE.1.to_owned(),
+            password: SecretString::from(ALICE.2),
+            space_id: SPACE,
+        }],
         agents: vec![
             AgentConfig {
                 id: AVA,
@@ -99,20 +122,15 @@ impl Sandbox {
 
     /// Runs the sandbox's router with the signing key of [`SEED`].
     pub async fn start_seeded(config: Config) -> Sandbox {
-        let (listener, base) = listen().await;
-        let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
-        Self::serve_state(listener, base, state)
+        Self::start_with_state(config).await.0
     }
 
-    /// Runs the sandbox's router and hands out its state, for tests of the state's own
-    /// methods (`user_says`, `faults`).
+    /// Like [`Sandbox::start_seeded`], and hands out the state, so that a test can act as
+    /// the realm's administrator (rotate keys).
     pub async fn start_with_state(config: Config) -> (Sandbox, AppState) {
         let (listener, base) = listen().await;
-        let state = AppState::new(config, &base).expect("valid state");
-        (Self::serve_state(listener, base, state.clone()), state)
-    }
-
-    fn serve_state(listener: TcpListener, base: String, state: AppState) -> Sandbox {
+        let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
+        let admin = state.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, speaknode_sandbox::router(state))
@@ -122,12 +140,13 @@ impl Sandbox {
                 .await
                 .map_err(anyhow::Error::from)
         });
-        Sandbox {
+        let sandbox = Sandbox {
             base,
             http: http(),
             stop,
             server,
-        }
+        };
+        (sandbox, admin)
     }
 
     /// Asks the sandbox to shut down and waits until `serve` has returned.
@@ -240,9 +259,11 @@ async fn listen() -> (TcpListener, String) {
 }
 
 fn http() -> reqwest::Client {
-    // No proxy: a proxy from the environment must not see loopback traffic.
+    // No proxy: a proxy from the environment must not see loopback traffic. No redirects:
+    // tests read where the sandbox sends a browser, and redirect URIs lead nowhere.
     reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("HTTP client")
 }
