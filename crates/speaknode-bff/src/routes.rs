@@ -6,15 +6,19 @@
 //! registers the handler at exactly the path and method that entry names.
 
 use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use speaknode_api::{
     AgentInfo, ConversationView, MintRequest, SessionGrant, StartRequest, StartedConversation,
     TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE,
@@ -490,10 +494,43 @@ impl FromRequestParts<AppState> for Authorized {
     }
 }
 
-/// `axum::Json` whose rejections are problem documents.
-#[derive(FromRequest)]
-#[from_request(via(Json), rejection(AppError))]
+/// `axum::Json` that takes only a JSON object and whose rejections are problem documents.
 struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let Json(ObjectOnly(value)) = Json::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Deserialises `T` from a JSON object only. serde also reads a struct from an array of its
+/// fields in order (`["agent"]` for `{"agent_id":"agent"}`), a second spelling of every
+/// body that the API does not document and no widget sends. Going through the map, not a
+/// `Value`, keeps serde's refusal of duplicate and unknown members.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(Object(PhantomData)).map(Self)
+    }
+}
 
 /// `axum::extract::Path` whose rejections are problem documents.
 #[derive(FromRequestParts)]

@@ -142,6 +142,11 @@ async fn attack_05_wrong_json_types_are_a_400_problem() {
         "null",
         r#""7c9e6679-7425-40de-944b-e07fc1f90ae7""#,
         "",
+        // serde reads a struct from an array of its fields too; the API takes objects only
+        // (schemathesis found this on POST /v1/conversations with `[]`).
+        r#"["7c9e6679-7425-40de-944b-e07fc1f90ae7"]"#,
+        // Two values for one member: which one counts must not be left to chance.
+        r#"{"agent_id":"not-configured","agent_id":"7c9e6679-7425-40de-944b-e07fc1f90ae7"}"#,
     ] {
         let reply = stack.send(mint_raw(&stack, body)).await;
         reply.assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
@@ -163,15 +168,27 @@ async fn attack_05_extra_fields_are_a_400_problem() {
             .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
     }
     let token = stack.mint_token(ORIGIN_A, AGENT_A).await;
-    let start = stack
-        .http
-        .post(stack.url(paths::CONVERSATIONS))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .json(&json!({ "dynamic_variables": { "system__role": "admin" } }));
-    stack
-        .send(start)
-        .await
-        .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    let start = |body: serde_json::Value| {
+        stack
+            .http
+            .post(stack.url(paths::CONVERSATIONS))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .json(&body)
+    };
+    for body in [
+        json!({ "dynamic_variables": { "system__role": "admin" } }),
+        json!([]),
+        json!(null),
+    ] {
+        stack
+            .send(start(body))
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert_eq!(
+        stack.send(start(json!({}))).await.status,
+        StatusCode::CREATED
+    );
 }
 
 fn preflight(stack: &Stack, path: &str, origin: &str) -> reqwest::RequestBuilder {
