@@ -171,6 +171,7 @@ async fn attack_06_behind_a_trusted_proxy_only_the_forwarded_client_is_the_key()
 /// A real `redis-server` on a free loopback port, killed when dropped.
 struct RedisServer {
     child: Child,
+    port: u16,
     url: String,
 }
 
@@ -181,7 +182,17 @@ impl RedisServer {
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new("redis-server")
+        let mut server = Self {
+            child: Self::spawn(port),
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        server.wait_until_it_answers().await;
+        server
+    }
+
+    fn spawn(port: u16) -> Child {
+        Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -192,13 +203,19 @@ impl RedisServer {
                     "this test needs redis-server on PATH and could not start it ({error}); \
                      `cargo xtask setup` installs it (apt-get install redis-server)"
                 )
-            });
-        let mut server = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        };
-        server.wait_until_it_answers().await;
-        server
+            })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, empty.
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.port);
+        self.wait_until_it_answers().await;
     }
 
     async fn wait_until_it_answers(&mut self) {
@@ -228,8 +245,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -273,4 +289,35 @@ async fn attack_06_an_unreachable_redis_fails_closed() {
     assert!(!reply.body.contains(port), "{reply:?}");
     let ready = stack.send(stack.http.get(stack.url("/readyz"))).await;
     ready.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn attack_06_a_redis_outage_fails_closed_and_minting_resumes_after_it() {
+    let mut redis = RedisServer::start().await;
+    let stack = Stack::start_with(with_redis(&redis.url, |_| {})).await;
+    let minted = stack.mint(Some(ORIGIN_A), AGENT_A).await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{minted:?}");
+
+    redis.stop();
+    stack
+        .mint(Some(ORIGIN_A), AGENT_A)
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable");
+
+    // The connection is made again on demand; no restart of the BFF is needed.
+    redis.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let reply = stack.mint(Some(ORIGIN_A), AGENT_A).await;
+        if reply.status == StatusCode::CREATED {
+            break;
+        }
+        reply.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "minting did not resume within 10 s of Redis coming back"
+        );
+    }
 }
