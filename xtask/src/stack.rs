@@ -13,7 +13,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use secrecy::SecretString;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
@@ -132,6 +133,37 @@ impl Stack {
             stop,
             tasks,
         })
+    }
+
+    /// Mints a widget token for the demo agent from the host page's origin, with a bare
+    /// HTTP/1.1 request: xtask needs no HTTP client for one call.
+    pub async fn mint_token(&self) -> anyhow::Result<String> {
+        let address = self.bff_url.trim_start_matches("http://");
+        let body = serde_json::json!({ "agent_id": DEMO_AGENT_ID }).to_string();
+        let request = format!(
+            "POST /v1/sessions HTTP/1.1\r\nHost: {address}\r\nOrigin: {}\r\n\
+             x-speaknode-widget: 1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.host_url,
+            body.len()
+        );
+        let mut stream = TcpStream::connect(address).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("the BFF sent no HTTP response")?;
+        anyhow::ensure!(
+            head.starts_with("HTTP/1.1 201"),
+            "minting a token failed: {}",
+            head.lines().next().unwrap_or_default()
+        );
+        let grant: serde_json::Value = serde_json::from_str(body)?;
+        grant["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the grant has no token")
     }
 
     /// Stops every part and waits for them to drain.

@@ -1,6 +1,6 @@
 //! Installs what the project needs, idempotently: each tool is checked first and installed
 //! only when missing or at the wrong version. Nothing here downloads from GitHub; every tool
-//! comes from a registry (rustup, crates.io, npm, Debian).
+//! comes from a registry (rustup, crates.io, npm, PyPI, Debian).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +13,8 @@ use crate::{project_root, run};
 const TRUNK_VERSION: &str = "0.21.14";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The API fuzzer the end-to-end stage runs against the BFF's OpenAPI document.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
 
 /// The toolchain the other commands rely on, with the environment that makes them use it.
 pub struct Tools {
@@ -59,6 +61,8 @@ pub fn ensure(need_browser: bool) -> anyhow::Result<Tools> {
     if need_browser {
         ensure_browser()?;
     }
+    // The BFF's shared rate limit test starts a real one.
+    ensure_redis()?;
     Ok(tools)
 }
 
@@ -156,19 +160,56 @@ fn ensure_browser() -> anyhow::Result<()> {
     if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
         return Ok(());
     }
-    eprintln!("xtask: installing Debian chromium and chromium-driver");
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+/// Debian's redis-server, through apt when it is not on PATH.
+fn ensure_redis() -> anyhow::Result<()> {
+    let present = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if present {
+        return Ok(());
+    }
+    apt_install(&["redis-server"])
+}
+
+/// schemathesis from PyPI, in a virtualenv under target/ so the system Python stays as it
+/// is; returns its executable.
+pub fn ensure_schemathesis() -> anyhow::Result<PathBuf> {
+    let venv = project_root().join("target/tools/schemathesis");
+    let bin = venv.join("bin/schemathesis");
+    let current = output(Command::new(&bin).arg("--version")).unwrap_or_default();
+    if current
+        .trim()
+        .ends_with(&format!("version {SCHEMATHESIS_VERSION}"))
+    {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing schemathesis {SCHEMATHESIS_VERSION} into target/tools");
+    let make_venv = || run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    if make_venv().is_err() {
+        // Debian's python3 leaves venv (ensurepip) to a package of its own.
+        apt_install(&["python3-venv"])?;
+        make_venv()?;
+    }
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("schemathesis=={SCHEMATHESIS_VERSION}"),
+    ]))?;
+    Ok(bin)
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    eprintln!("xtask: installing Debian {}", packages.join(", "));
     run(Command::new("apt-get").arg("update").arg("-qq"))?;
     run(Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    Ok(())
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 fn output(command: &mut Command) -> anyhow::Result<String> {

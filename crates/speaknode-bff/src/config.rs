@@ -38,6 +38,9 @@ pub struct Config {
     /// generated at start, which replicas do not share and a restart forgets.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// Rate limits on minting.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Where the platform is and how the BFF authenticates to it.
@@ -119,6 +122,97 @@ impl Default for UpstreamConfig {
             scope: None,
             login_redirect_port: None,
         }
+    }
+}
+
+/// Rate limits on minting (`POST /v1/sessions`), each a sustained rate with a burst.
+///
+/// A request counts against its client's limit first; the agent's and the global limit
+/// count only requests that passed the origin and agent checks, just before the platform
+/// is asked, so a page that may embed nothing cannot use up a real page's allowance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Per client IP address; an IPv6 client counts per /64 network, since one host
+    /// commonly owns the whole network.
+    pub per_ip: Rate,
+    /// Per agent, over all its visitors.
+    pub per_agent: Rate,
+    /// For the whole BFF; with `redis_url`, for all replicas together.
+    pub global: Rate,
+    /// Reverse proxies (IP addresses or CIDR networks, e.g. `10.0.0.0/8`) in front of the
+    /// BFF. Only when the TCP peer is one of them is `X-Forwarded-For` read, and then the
+    /// right-most address that is not a trusted proxy is the client. Empty: the TCP peer is
+    /// the client and `X-Forwarded-For` is ignored, since anyone can send it.
+    pub trusted_proxies: Vec<String>,
+    /// `redis://[user:password@]host[:port][/db]`: count the limits in Redis, so every
+    /// replica shares them. Without it each replica counts in its own memory.
+    pub redis_url: Option<SecretString>,
+}
+
+/// A sustained rate and how many requests may come at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Requests per minute, sustained; within 1..=60000.
+    pub per_minute: u32,
+    /// Requests allowed at once before the rate applies; within 1..=10000.
+    pub burst: u32,
+}
+
+impl Default for LimitsConfig {
+    /// Generous for people, tight for scripts: a visitor mints once per conversation, and
+    /// even a busy shop sees a handful of conversations per minute per agent.
+    fn default() -> Self {
+        Self {
+            per_ip: Rate {
+                per_minute: 10,
+                burst: 5,
+            },
+            per_agent: Rate {
+                per_minute: 120,
+                burst: 30,
+            },
+            global: Rate {
+                per_minute: 600,
+                burst: 100,
+            },
+            trusted_proxies: Vec::new(),
+            redis_url: None,
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, rate) in [
+            ("per_ip", self.per_ip),
+            ("per_agent", self.per_agent),
+            ("global", self.global),
+        ] {
+            ensure!(
+                (1..=60_000).contains(&rate.per_minute) && (1..=10_000).contains(&rate.burst),
+                "limits.{name} must have per_minute within 1..=60000 and burst within 1..=10000"
+            );
+        }
+        for proxy in &self.trusted_proxies {
+            proxy
+                .parse::<crate::limits::IpNet>()
+                .with_context(|| format!("limits.trusted_proxies: {proxy:?}"))?;
+        }
+        if let Some(url) = &self.redis_url {
+            // The URL may hold a password, so no message repeats it.
+            let url = url.expose_secret();
+            ensure!(
+                url.starts_with("redis://") || url.starts_with("unix://"),
+                "limits.redis_url must be a redis:// or unix:// URL (TLS is not built in)"
+            );
+            ensure!(
+                redis::Client::open(url).is_ok(),
+                "limits.redis_url is not a valid Redis URL"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -204,7 +298,7 @@ impl Config {
                     .with_context(|| format!("agent {:?}: allowed origin {origin:?}", agent.id))?;
             }
         }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The public base URL without a trailing slash, once it is known.
@@ -430,6 +524,52 @@ mod tests {
                 &format!("resource = \"{resource}\"\nclient_id ="),
             );
             assert_eq!(Config::from_toml(&text).is_ok(), valid, "{resource}");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_a_section_overrides_them() {
+        let config = Config::from_toml(MINIMAL).expect("valid");
+        let limits = &config.limits;
+        let rate = |per_minute, burst| Rate { per_minute, burst };
+        assert_eq!(
+            (limits.per_ip, limits.per_agent, limits.global),
+            (rate(10, 5), rate(120, 30), rate(600, 100))
+        );
+        assert!(limits.trusted_proxies.is_empty() && limits.redis_url.is_none());
+
+        let text = format!(
+            "{MINIMAL}\n[limits]\nper_ip = {{ per_minute = 30, burst = 10 }}\n\
+             trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             redis_url = \"redis://:hunter2@127.0.0.1:6379/2\"\n"
+        );
+        let config = Config::from_toml(&text).expect("valid");
+        assert_eq!(config.limits.per_ip, rate(30, 10));
+        assert_eq!(
+            config.limits.per_agent,
+            rate(120, 30),
+            "the rest keep defaults"
+        );
+        assert_eq!(config.limits.trusted_proxies.len(), 2);
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn invalid_limits_are_refused_without_echoing_the_redis_password() {
+        for limits in [
+            "per_ip = { per_minute = 0, burst = 5 }",
+            "per_agent = { per_minute = 60001, burst = 5 }",
+            "global = { per_minute = 10, burst = 0 }",
+            "per_ip = { per_minute = 10 }",
+            "trusted_proxies = [\"10.0.0.0/33\"]",
+            "trusted_proxies = [\"proxy.internal\"]",
+            "redis_url = \"rediss://:hunter2@cache.internal\"",
+            "redis_url = \"http://:hunter2@cache.internal\"",
+            "redis_url = \"redis://:hunter2@[::1\"",
+        ] {
+            let text = format!("{MINIMAL}\n[limits]\n{limits}\n");
+            let error = Config::from_toml(&text).expect_err(limits);
+            assert!(!format!("{error:#}").contains("hunter2"), "{error:#}");
         }
     }
 

@@ -11,8 +11,12 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use speaknode_api::{ErrorCode, Problem};
 
+use crate::limits::{Limit, LimitError};
 use crate::token::TokenError;
 use crate::upstream::UpstreamError;
+
+/// Sent with 503s that are the BFF's own: long enough for a store to fail over.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 /// Everything a widget API request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,12 @@ pub(crate) enum AppError {
     NotFound,
     #[error("the request did not finish within its deadline")]
     Timeout,
+    #[error("the {limit} rate limit is exhausted (retry after {retry_after} s)")]
+    RateLimited { limit: Limit, retry_after: u64 },
+    /// A dependency of the BFF's own (the rate limit store) cannot answer, or the BFF is
+    /// not ready; the message is for the log only.
+    #[error("the BFF cannot serve now: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -58,6 +68,8 @@ impl AppError {
             Self::AgentNotFound | Self::NotFound => StatusCode::NOT_FOUND,
             Self::Token(_) => StatusCode::UNAUTHORIZED,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream(error) => match error {
                 UpstreamError::RateLimited { .. }
                 | UpstreamError::IdentityUnavailable(_)
@@ -83,7 +95,11 @@ impl AppError {
             Self::Token(TokenError::Invalid(_)) => ErrorCode::InvalidToken,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::NotFound => ErrorCode::NotFound,
-            Self::Timeout | Self::Upstream(_) => ErrorCode::UpstreamUnavailable,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            // The nearest code a widget knows: try again later.
+            Self::Timeout | Self::Upstream(_) | Self::Unavailable(_) => {
+                ErrorCode::UpstreamUnavailable
+            }
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -109,13 +125,19 @@ impl AppError {
             Self::Timeout | Self::Upstream(_) => {
                 "The SpeakNode platform is unavailable; please try again later.".into()
             }
+            Self::RateLimited { .. } => "Too many requests; please retry later.".into(),
+            Self::Unavailable(_) => {
+                "The widget backend is unavailable; please try again later.".into()
+            }
             Self::Internal(_) => "Something went wrong in the widget backend.".into(),
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            Self::Upstream(UpstreamError::RateLimited { retry_after }) => Some(*retry_after),
+            Self::Upstream(UpstreamError::RateLimited { retry_after })
+            | Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -138,7 +160,10 @@ impl IntoResponse for AppError {
             code: self.code(),
             retry_after: self.retry_after(),
         };
+        let code = problem.code;
         let mut response = (status, Json(problem)).into_response();
+        // For the metrics layer, which counts refusals by code.
+        response.extensions_mut().insert(code);
         let headers = response.headers_mut();
         headers.insert(
             CONTENT_TYPE,
@@ -153,6 +178,15 @@ impl IntoResponse for AppError {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+impl From<LimitError> for AppError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Exceeded { limit, retry_after } => Self::RateLimited { limit, retry_after },
+            LimitError::Unavailable(error) => Self::Unavailable(error.to_string()),
+        }
     }
 }
 
@@ -229,6 +263,25 @@ mod tests {
             !body.to_string().contains("kid"),
             "the reason is for the log only"
         );
+    }
+
+    #[tokio::test]
+    async fn exhausted_limits_are_429_with_retry_after_and_store_outages_are_503() {
+        let exceeded = LimitError::Exceeded {
+            limit: Limit::Ip,
+            retry_after: 12,
+        };
+        let (status, headers, body) = render(exceeded.into()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["code"], "rate_limited");
+        assert_eq!(headers[RETRY_AFTER], "12");
+        assert_eq!(body["retry_after"], 12);
+        let (status, headers, body) =
+            render(AppError::Unavailable("redis://:pw@10.0.0.9 refused".into())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["code"], "upstream_unavailable");
+        assert!(headers.contains_key(RETRY_AFTER));
+        assert!(!body.to_string().contains("10.0.0.9"));
     }
 
     #[test]

@@ -9,9 +9,18 @@
 //! - `upstream`: the platform client, the only code that knows the platform's wire format.
 //! - `token`: minting and verifying widget tokens.
 //! - `routes`: the widget API's handlers; `error`: its one error type.
+//! - `limits`: rate limits on minting; `metrics`: Prometheus metrics; `openapi`: the API's
+//!   OpenAPI document.
+//!
+//! Operations routes (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`) share the widget
+//! API's router and listener. None reveals a secret; an operator who wants them private
+//! blocks them at the ingress.
 
 mod config;
 mod error;
+mod limits;
+mod metrics;
+mod openapi;
 mod routes;
 mod token;
 mod upstream;
@@ -26,21 +35,28 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, RETRY_AFTER,
+    SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-pub use config::{AgentPolicy, Config, UpstreamConfig, UpstreamMode};
+pub use config::{AgentPolicy, Config, LimitsConfig, Rate, UpstreamConfig, UpstreamMode};
 pub use upstream::login::Login;
 
 use crate::error::AppError;
+use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::routes::Shared;
 use crate::token::{SigningKey, TokenIssuer};
 use crate::upstream::Upstream;
@@ -51,6 +67,10 @@ const BODY_LIMIT_BYTES: usize = 16 * 1024;
 const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// How long in-flight requests may finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Correlates a request's log lines with what the client saw.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Client-chosen request ids longer than this are replaced.
+const MAX_REQUEST_ID_LEN: usize = 64;
 
 /// Builds the BFF's HTTP application. `config.public_url` must be set: it is the issuer
 /// and audience of widget tokens.
@@ -63,6 +83,10 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
     let tokens = TokenIssuer::new(public_base, config.token_ttl_secs, key)?;
     let upstream = Upstream::new(&config.upstream)?;
     let cors = cors(&config.agents)?;
+    let limits = Limits::new(&config.limits)?;
+    let metrics = Metrics::new()?;
+    let (routes, doc) = routes::routes().split_for_parts();
+    let openapi = serde_json::to_string(&openapi::finish(doc))?;
     let agents: HashMap<_, _> = config
         .agents
         .into_iter()
@@ -75,15 +99,45 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
         tokens,
         upstream,
         agents,
+        limits,
+        metrics: metrics.clone(),
+        openapi,
     });
     let layers = ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, COOKIE]))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // The matched route, not the raw path: ids in paths stay out of the logs and
-            // the span names stay few.
-            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-            tracing::info_span!("request", method = %request.method(), route = route.unwrap_or("-"))
-        }))
+        // Marked headers print as "Sensitive" wherever a layer or a log line shows them.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            PROXY_AUTHORIZATION,
+            COOKIE,
+        ]))
+        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        .layer(MapRequestLayer::new(drop_unusable_request_id))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                // The matched route, not the raw path: ids in paths stay out of the logs and
+                // the span names stay few.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str);
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|id| id.to_str().ok());
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    route = route.unwrap_or("-"),
+                    request_id = id.unwrap_or("-"),
+                )
+            }),
+        )
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::count_refusals,
+        ))
         .layer(cors)
         .layer(SetResponseHeaderLayer::if_not_present(
             CACHE_CONTROL,
@@ -95,7 +149,26 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
         ))
         .layer(middleware::from_fn_with_state(deadline, within_deadline))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
-    Ok(routes::routes().layer(layers).with_state(state))
+    let router = routes
+        .fallback(|| async { AppError::NotFound })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed });
+    Ok(router.layer(layers).with_state(state))
+}
+
+/// Keeps a client's `x-request-id` only if it is short and plain, so it can go into log
+/// lines as it is; otherwise the request gets a fresh one.
+fn drop_unusable_request_id(mut request: Request) -> Request {
+    let usable = request.headers().get(REQUEST_ID).is_some_and(|id| {
+        let id = id.as_bytes();
+        (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    });
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
 }
 
 /// The key from `signing_key_file`, or an ephemeral one.
@@ -132,8 +205,9 @@ fn cors(agents: &[AgentPolicy]) -> anyhow::Result<CorsLayer> {
             AUTHORIZATION,
             HeaderName::from_static(speaknode_api::WIDGET_HEADER),
         ])
-        // The problem body mirrors it, but a widget may prefer the header.
-        .expose_headers([RETRY_AFTER])
+        // The problem body mirrors Retry-After, but a widget may prefer the header; the
+        // request id lets a support request name the failed call.
+        .expose_headers([RETRY_AFTER, REQUEST_ID])
         .max_age(CORS_MAX_AGE))
 }
 

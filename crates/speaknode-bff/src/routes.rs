@@ -1,24 +1,40 @@
 //! The widget API's handlers and extractors: thin glue between HTTP, the token issuer and
 //! the platform client. Policy decisions (who may mint, what a token allows) are made here
 //! in a few lines each, so they can be read in one place.
+//!
+//! Each handler's `#[utoipa::path]` is its entry in the OpenAPI document; `routes!`
+//! registers the handler at exactly the path and method that entry names.
 
 use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, State};
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use speaknode_api::{
     AgentInfo, ConversationView, MintRequest, SessionGrant, StartRequest, StartedConversation,
-    TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE, paths,
+    TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE,
 };
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::AppError;
-use crate::token::{Claims, Grant, Scope, TokenError, TokenIssuer, visitor_id};
+use crate::limits::{LimitError, Limits};
+use crate::metrics::{Call, Metrics};
+use crate::openapi::{
+    ApiDoc, ConversationViewDoc, JwkSetDoc, MintRequestDoc, SessionGrantDoc, StartRequestDoc,
+    StartedConversationDoc, TAG_OPERATIONS, TAG_WIDGET, TokenGrantDoc, WidgetProtocolDoc,
+};
+use crate::token::{Claims, Grant, Minted, Scope, TokenError, TokenIssuer, visitor_id};
 use crate::upstream::{Conversation, Upstream, UpstreamError};
 
 /// What every handler shares.
@@ -29,6 +45,10 @@ pub(crate) struct Shared {
     pub upstream: Upstream,
     /// Agent id → the origins allowed to embed it.
     pub agents: HashMap<String, HashSet<String>>,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    /// The OpenAPI document, rendered once.
+    pub openapi: String,
 }
 
 impl Shared {
@@ -37,27 +57,74 @@ impl Shared {
             .get(agent_id)
             .is_some_and(|origins| origins.contains(origin))
     }
+
+    /// Mints a token and counts it.
+    fn mint(&self, grant: Grant) -> Result<Minted, AppError> {
+        let scope = grant.scope;
+        let minted = self.tokens.mint(grant)?;
+        self.metrics.minted(scope);
+        Ok(minted)
+    }
+
+    /// Counts a rate limit refusal before it becomes a problem response.
+    fn limited(&self, result: Result<(), LimitError>) -> Result<(), AppError> {
+        if let Err(LimitError::Exceeded { limit, .. }) = &result {
+            self.metrics.rate_limited(*limit);
+        }
+        Ok(result?)
+    }
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(paths::SESSIONS, post(create_session))
-        .route(paths::CONVERSATIONS, post(start_conversation))
-        .route(&paths::conversation("{id}"), get(get_conversation))
-        .route(&paths::conversation_token("{id}"), post(renew_token))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async { AppError::NotFound })
-        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+/// The routes and, collected from the same handlers, their OpenAPI document.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_session))
+        .routes(routes!(start_conversation))
+        .routes(routes!(get_conversation))
+        .routes(routes!(renew_token))
+        .routes(routes!(jwks))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
 }
 
-/// `POST /v1/sessions`: a scoped token for one agent, for a page the agent allows.
+/// Mint a widget token
+///
+/// A token that may start one conversation with one agent, from the calling page only.
+/// Counted against the client's, the agent's and the global rate limits.
+#[utoipa::path(
+    post, path = "/v1/sessions", tag = TAG_WIDGET,
+    params(
+        ("x-speaknode-widget" = WidgetProtocolDoc, Header,
+            description = "Proves the widget's script sent the request: a custom header makes \
+                every cross-origin call preflighted."),
+        ("Origin" = String, Header, example = "https://shop.example",
+            description = "The embedding page, as browsers send it; it must be allowed for the agent."),
+    ),
+    request_body = MintRequestDoc,
+    responses(
+        (status = 201, description = "A token scoped to the agent and this page.", body = SessionGrantDoc),
+        (status = 400, description = "`missing_widget_header`, or `invalid_request`: the body is malformed or has unknown members."),
+        (status = 403, description = "`origin_not_allowed`: this page may not use this agent."),
+        (status = 404, description = "`agent_not_found`: no such agent for this widget."),
+        (status = 413, description = "`invalid_request`: the body is too large."),
+        (status = 415, description = "`invalid_request`: the body is not declared as JSON."),
+        (status = 429, description = "`rate_limited`: too many mints; wait `Retry-After` seconds."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform or the rate limit store is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
 async fn create_session(
     State(app): State<AppState>,
     _: WidgetHeader,
+    ClientIp(client): ClientIp,
     RequestOrigin(origin): RequestOrigin,
     JsonBody(request): JsonBody<MintRequest>,
 ) -> Result<impl IntoResponse, AppError> {
+    app.limited(app.limits.check_client(client).await)?;
     // Pages that may embed no agent at all learn nothing, not even which agents exist.
     let origin = origin
         .filter(|origin| app.agents.values().any(|origins| origins.contains(origin)))
@@ -68,15 +135,18 @@ async fn create_session(
     if !app.allows(&request.agent_id, &origin) {
         return Err(AppError::OriginNotAllowed);
     }
+    // Only now, with the platform about to be asked, do the agent and the BFF as a whole
+    // spend their allowance.
+    app.limited(app.limits.check_agent(&request.agent_id).await)?;
     let agent = app
-        .upstream
-        .get_agent(&request.agent_id)
+        .metrics
+        .time(Call::GetAgent, app.upstream.get_agent(&request.agent_id))
         .await
         .map_err(|error| match error {
             UpstreamError::NotFound => AppError::AgentNotFound,
             error => error.into(),
         })?;
-    let minted = app.tokens.mint(Grant {
+    let minted = app.mint(Grant {
         sub: visitor_id()?,
         agent_id: request.agent_id.clone(),
         origin,
@@ -94,8 +164,31 @@ async fn create_session(
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
-/// `POST /v1/conversations`: starts a web conversation and trades the minting token for
-/// one bound to that conversation.
+/// Start a conversation
+///
+/// Starts a web conversation with the token's agent and trades the minting token for one
+/// bound to that conversation.
+#[utoipa::path(
+    post, path = "/v1/conversations", tag = TAG_WIDGET,
+    security(("widget_token" = [])),
+    params(
+        ("Origin" = Option<String>, Header,
+            description = "When present, it must be the page the token was minted for."),
+    ),
+    request_body = StartRequestDoc,
+    responses(
+        (status = 201, description = "The conversation and a token bound to it.", body = StartedConversationDoc),
+        (status = 400, description = "`invalid_request`: the body is malformed or has unknown members."),
+        (status = 401, description = "`invalid_token` or `token_expired`."),
+        (status = 403, description = "`forbidden`: the token may not start a conversation; `origin_not_allowed`: another page."),
+        (status = 413, description = "`invalid_request`: the body is too large."),
+        (status = 415, description = "`invalid_request`: the body is not declared as JSON."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
 async fn start_conversation(
     State(app): State<AppState>,
     Authorized(claims): Authorized,
@@ -110,7 +203,13 @@ async fn start_conversation(
     if !app.allows(&claims.agent_id, &claims.origin) {
         return Err(AppError::Forbidden);
     }
-    let conversation = app.upstream.dispatch_web(&claims.agent_id).await?;
+    let conversation = app
+        .metrics
+        .time(
+            Call::DispatchWeb,
+            app.upstream.dispatch_web(&claims.agent_id),
+        )
+        .await?;
     if conversation.agent_id != claims.agent_id {
         let wrong = format!(
             "dispatch returned a conversation of agent {}",
@@ -118,7 +217,7 @@ async fn start_conversation(
         );
         return Err(UpstreamError::BadGateway(wrong).into());
     }
-    let minted = app.tokens.mint(Grant {
+    let minted = app.mint(Grant {
         sub: claims.sub,
         agent_id: claims.agent_id,
         origin: claims.origin,
@@ -133,7 +232,29 @@ async fn start_conversation(
     Ok((StatusCode::CREATED, Json(started)))
 }
 
-/// `GET /v1/conversations/{id}`: the visible part of the token's own conversation.
+/// Read the conversation
+///
+/// The status and visible transcript of the token's own conversation. Any other id
+/// answers 404, whether it exists or not.
+#[utoipa::path(
+    get, path = "/v1/conversations/{id}", tag = TAG_WIDGET,
+    security(("widget_token" = [])),
+    params(
+        ("id" = String, Path, description = "The conversation the token is bound to."),
+        ("Origin" = Option<String>, Header,
+            description = "When present, it must be the page the token was minted for."),
+    ),
+    responses(
+        (status = 200, description = "The conversation as a visitor may see it.", body = ConversationViewDoc),
+        (status = 401, description = "`invalid_token` or `token_expired`."),
+        (status = 403, description = "`origin_not_allowed`: another page."),
+        (status = 404, description = "`not_found`: not this token's conversation."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
 async fn get_conversation(
     State(app): State<AppState>,
     Authorized(claims): Authorized,
@@ -144,9 +265,30 @@ async fn get_conversation(
     Ok(Json(conversation.into_view()))
 }
 
-/// `POST /v1/conversations/{id}/token`: trades a valid token bound to a running
-/// conversation for a fresh one. Renewal ends with the conversation, so a token copied
-/// from a page is useful at most until the conversation is over plus one token lifetime.
+/// Renew a conversation token
+///
+/// Trades a valid token bound to a running conversation for a fresh one. Renewal ends with
+/// the conversation, so a token copied from a page is useful at most until the
+/// conversation is over plus one token lifetime.
+#[utoipa::path(
+    post, path = "/v1/conversations/{id}/token", tag = TAG_WIDGET,
+    security(("widget_token" = [])),
+    params(
+        ("id" = String, Path, description = "The conversation the token is bound to."),
+        ("Origin" = Option<String>, Header,
+            description = "When present, it must be the page the token was minted for."),
+    ),
+    responses(
+        (status = 200, description = "A fresh token bound to the same conversation.", body = TokenGrantDoc),
+        (status = 401, description = "`invalid_token` or `token_expired`."),
+        (status = 403, description = "`forbidden`: the conversation has ended; `origin_not_allowed`: another page."),
+        (status = 404, description = "`not_found`: not this token's conversation."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
 async fn renew_token(
     State(app): State<AppState>,
     Authorized(claims): Authorized,
@@ -157,7 +299,7 @@ async fn renew_token(
     if conversation.is_final() || !app.allows(&claims.agent_id, &claims.origin) {
         return Err(AppError::Forbidden);
     }
-    let minted = app.tokens.mint(Grant {
+    let minted = app.mint(Grant {
         sub: claims.sub,
         agent_id: claims.agent_id,
         origin: claims.origin,
@@ -184,8 +326,8 @@ async fn own_conversation(
     }
     same_origin(origin, claims)?;
     let conversation = app
-        .upstream
-        .get_conversation(id)
+        .metrics
+        .time(Call::GetConversation, app.upstream.get_conversation(id))
         .await
         .map_err(|error| match error {
             UpstreamError::NotFound => AppError::NotFound,
@@ -197,13 +339,81 @@ async fn own_conversation(
     Ok(conversation)
 }
 
-/// `GET /.well-known/jwks.json`: the public keys of widget tokens. Verifiers may cache it
-/// briefly; a rotated key stays listed for longer than any token it signed lives.
+/// The public keys of widget tokens
+///
+/// Verifiers may cache it briefly; a rotated key stays listed for longer than any token it
+/// signed lives.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = TAG_WIDGET,
+    responses((status = 200, description = "The JWK set.", body = JwkSetDoc)),
+)]
 async fn jwks(State(app): State<AppState>) -> impl IntoResponse {
     (
         [(CACHE_CONTROL, "public, max-age=300")],
         Json(app.tokens.jwks().clone()),
     )
+}
+
+/// Liveness
+///
+/// The process serves requests; nothing else is checked.
+#[utoipa::path(
+    get, path = "/healthz", tag = TAG_OPERATIONS,
+    responses((status = 200, description = "Alive.", body = String, example = "ok")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness
+///
+/// Ready when a platform access token can be had (the cached one or a fresh fetch) and,
+/// with Redis configured, the rate limit store answers: without either, no mint succeeds.
+#[utoipa::path(
+    get, path = "/readyz", tag = TAG_OPERATIONS,
+    responses(
+        (status = 200, description = "Ready.", body = String, example = "ready"),
+        (status = 503, description = "`upstream_unavailable`: not ready."),
+    ),
+)]
+async fn readyz(State(app): State<AppState>) -> Result<&'static str, AppError> {
+    if let Err(error) = app.upstream.ready().await {
+        return Err(AppError::Unavailable(format!("no platform token: {error}")));
+    }
+    app.limits
+        .ping()
+        .await
+        .map_err(|error| AppError::Unavailable(error.to_string()))?;
+    Ok("ready")
+}
+
+/// Prometheus metrics
+///
+/// The text exposition format: mints, refusals by code, rate limit refusals, platform call
+/// latency, token fetches and open event streams.
+#[utoipa::path(
+    get, path = "/metrics", tag = TAG_OPERATIONS,
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4.", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 500, description = "`internal`: the metrics could not be rendered."),
+    ),
+)]
+async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, AppError> {
+    let text = app.metrics.render(app.upstream.token_fetches())?;
+    Ok((
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    ))
+}
+
+/// This document
+#[utoipa::path(
+    get, path = "/openapi.json", tag = TAG_OPERATIONS,
+    responses((status = 200, description = "The OpenAPI document of this API.", body = Object)),
+)]
+async fn openapi_json(State(app): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], app.openapi.clone())
 }
 
 /// A browser always sends `Origin` on these cross-origin calls; when it is there it must
@@ -227,6 +437,26 @@ impl<S: Send + Sync> FromRequestParts<S> for WidgetHeader {
             Some(value) if value == WIDGET_HEADER_VALUE => Ok(Self),
             _ => Err(AppError::MissingWidgetHeader),
         }
+    }
+}
+
+/// The client's address for rate limiting: the TCP peer, or behind a trusted proxy the
+/// address it forwards (see `Limits::client_ip`). A router served without connect info
+/// (as `oneshot` tests do) puts every request under one address, which is strict, not lax.
+struct ClientIp(IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Ok(Self(app.limits.client_ip(peer, &parts.headers)))
     }
 }
 
@@ -264,10 +494,43 @@ impl FromRequestParts<AppState> for Authorized {
     }
 }
 
-/// `axum::Json` whose rejections are problem documents.
-#[derive(FromRequest)]
-#[from_request(via(Json), rejection(AppError))]
+/// `axum::Json` that takes only a JSON object and whose rejections are problem documents.
 struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let Json(ObjectOnly(value)) = Json::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// Deserialises `T` from a JSON object only. serde also reads a struct from an array of its
+/// fields in order (`["agent"]` for `{"agent_id":"agent"}`), a second spelling of every
+/// body that the API does not document and no widget sends. Going through the map, not a
+/// `Value`, keeps serde's refusal of duplicate and unknown members.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Object<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer.deserialize_map(Object(PhantomData)).map(Self)
+    }
+}
 
 /// `axum::extract::Path` whose rejections are problem documents.
 #[derive(FromRequestParts)]

@@ -427,6 +427,19 @@ fn retry_after(headers: &HeaderMap) -> u64 {
         .clamp(1, MAX_RETRY_AFTER_SECS)
 }
 
+/// What the BFF's operations routes read: readiness and the token fetch count.
+impl Upstream {
+    /// Whether an access token can be had now (the cached one, or a fresh fetch).
+    pub(crate) async fn ready(&self) -> Result<(), UpstreamError> {
+        self.credentials.access_token().await.map(drop)
+    }
+
+    /// Token fetches attempted so far, successful or not.
+    pub(crate) fn token_fetches(&self) -> u64 {
+        self.credentials.fetch_attempts()
+    }
+}
+
 #[cfg(test)]
 mod oidc_tests;
 #[cfg(test)]

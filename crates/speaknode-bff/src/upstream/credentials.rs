@@ -135,6 +135,11 @@ impl Credentials {
         result
     }
 
+    /// Token fetches attempted so far, successful or not (for metrics).
+    pub(crate) fn fetch_attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Acquire)
+    }
+
     /// Drops the cached token if it is still `stale`, so a token another request has just
     /// fetched survives.
     pub(crate) async fn invalidate(&self, stale: &SecretString) {

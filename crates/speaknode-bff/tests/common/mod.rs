@@ -15,7 +15,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use secrecy::SecretString;
 use serde_json::Value;
 use speaknode_api::{WIDGET_HEADER, WIDGET_HEADER_VALUE, paths};
-use speaknode_bff::{AgentPolicy, Config, UpstreamConfig};
+use speaknode_bff::{AgentPolicy, Config, LimitsConfig, Rate, UpstreamConfig};
 use speaknode_sandbox::{AgentConfig, ClientConfig, Timing};
 use tokio::sync::oneshot;
 use uuid::{Uuid, uuid};
@@ -135,6 +135,21 @@ pub fn bff_config(sandbox: &str, key: &TestKey) -> Config {
             policy(AGENT_GHOST, &[ORIGIN_A]),
         ],
         signing_key_file: Some(key.file.clone()),
+        limits: generous_limits(),
+    }
+}
+
+/// Limits no functional test reaches; the rate limit tests set their own.
+pub fn generous_limits() -> LimitsConfig {
+    let rate = Rate {
+        per_minute: 60_000,
+        burst: 10_000,
+    };
+    LimitsConfig {
+        per_ip: rate,
+        per_agent: rate,
+        global: rate,
+        ..LimitsConfig::default()
     }
 }
 
