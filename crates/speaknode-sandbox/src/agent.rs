@@ -31,7 +31,7 @@ pub(crate) fn next(conversation: &Conversation, timing: &Timing) -> Option<(Dura
     match conversation.status {
         Status::Pending => Some((Duration::from_millis(timing.dispatch_ms), Step::Dispatch)),
         Status::Dispatching => Some((Duration::from_millis(timing.join_ms), Step::Join)),
-        Status::Active => None,
+        Status::Active | Status::Completed | Status::Failed => None,
     }
 }
 

@@ -28,10 +28,11 @@ use axum::{
 };
 use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
+use uuid::Uuid;
 
 pub use config::{AgentConfig, ClientConfig, Config, Timing};
 
-use crate::{error::Error, identity::Client, keys::KeySet, store::Store};
+use crate::{error::Error, identity::Client, keys::KeySet, model::Outcome, store::Store};
 
 /// The largest request body any route reads.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -89,6 +90,31 @@ impl AppState {
     /// The realm's issuer URL, `{base_url}/realms/{realm}`.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
+    }
+
+    /// Ends conversation `id` as `Completed` now, whatever its status: the caller hung up
+    /// or the agent ended the call. `false` if there is no such conversation or it had
+    /// already ended. Hub clients and webhooks hear of it like of any other step.
+    pub fn complete_conversation(&self, id: Uuid) -> bool {
+        self.end_conversation(id, Outcome::Completed)
+    }
+
+    /// Ends conversation `id` as `Failed` now, with `error_message`; otherwise like
+    /// [`AppState::complete_conversation`].
+    pub fn fail_conversation(&self, id: Uuid, error_message: &str) -> bool {
+        self.end_conversation(id, Outcome::Failed(error_message.to_owned()))
+    }
+
+    fn end_conversation(&self, id: Uuid, outcome: Outcome) -> bool {
+        let store = &self.0.store;
+        store
+            .space_of_conversation(id)
+            .and_then(|space| {
+                store.update_conversation(space, id, |conversation| {
+                    conversation.end(outcome, model::Timestamp::now())
+                })
+            })
+            .unwrap_or(false)
     }
 }
 

@@ -80,13 +80,29 @@ pub(crate) enum Channel {
     Phone,
 }
 
-/// The lifecycle of a conversation. The contract also has `Completed` and `Failed`; they
-/// arrive with the scripted agent steps that lead to them.
+/// The lifecycle of a conversation: `Pending → Dispatching → Active → Completed | Failed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Status {
     Pending,
     Dispatching,
     Active,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    /// Whether the conversation has ended; nothing follows `Completed` or `Failed`.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+}
+
+/// How a conversation ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    /// Failed, with the `error_message` the conversation shows.
+    Failed(String),
 }
 
 /// A conversation (the platform's agent session), with its transcript.
@@ -138,6 +154,21 @@ impl Conversation {
             None => 0.0,
         };
         self
+    }
+
+    /// Ends the conversation at `now`. An ended conversation stays as it ended, so this
+    /// answers `false` and changes nothing when it is called again.
+    pub(crate) fn end(&mut self, outcome: Outcome, now: Timestamp) -> bool {
+        if self.status.is_final() {
+            return false;
+        }
+        (self.status, self.error_message) = match outcome {
+            Outcome::Completed => (Status::Completed, None),
+            Outcome::Failed(message) => (Status::Failed, Some(message)),
+        };
+        self.ended_at = Some(now);
+        self.updated_at = now;
+        true
     }
 }
 

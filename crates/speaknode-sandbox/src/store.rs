@@ -81,6 +81,16 @@ impl Store {
         self.read(|spaces| spaces.get(&space)?.conversations.get(&id).cloned())
     }
 
+    /// The space a conversation belongs to, for callers that know only its id.
+    pub(crate) fn space_of_conversation(&self, id: Uuid) -> Option<Uuid> {
+        self.read(|spaces| {
+            spaces
+                .iter()
+                .find(|(_, space)| space.conversations.contains_key(&id))
+                .map(|(space, _)| *space)
+        })
+    }
+
     pub(crate) fn insert_conversation(&self, space: Uuid, conversation: Conversation) {
         self.write(|spaces| {
             let space = spaces.entry(space).or_default();
