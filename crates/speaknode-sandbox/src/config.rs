@@ -24,6 +24,8 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// How fast the scripted agent moves a conversation along.
     pub timing: Timing,
+    /// The timers of the SignalR hub at `/hubs/notifications`.
+    pub hub: HubConfig,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             clients: Vec::new(),
             agents: Vec::new(),
             timing: Timing::default(),
+            hub: HubConfig::default(),
         }
     }
 }
@@ -79,6 +82,30 @@ impl Default for Timing {
         Self {
             dispatch_ms: 300,
             join_ms: 700,
+        }
+    }
+}
+
+/// The SignalR hub's timers, in milliseconds; the defaults are ASP.NET Core's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// A connection that has been sent nothing for this long gets a ping (`KeepAliveInterval`,
+    /// 15 000).
+    pub keep_alive_interval_ms: u64,
+    /// A client that has sent nothing for this long is disconnected (`ClientTimeoutInterval`,
+    /// 30 000).
+    pub client_timeout_ms: u64,
+    /// How long a client has for its handshake once connected (`HandshakeTimeout`, 15 000).
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive_interval_ms: 15_000,
+            client_timeout_ms: 30_000,
+            handshake_timeout_ms: 15_000,
         }
     }
 }
@@ -161,6 +188,24 @@ impl Config {
                 bail!("agent id {} appears twice", agent.id);
             }
         }
+        self.validate_events()
+    }
+
+    /// Timers of zero would spin and timers beyond a day are surely mistakes (and would
+    /// overflow instants).
+    fn validate_events(&self) -> anyhow::Result<()> {
+        const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+        let hub = &self.hub;
+        for (name, ms) in [
+            ("hub.keep_alive_interval_ms", hub.keep_alive_interval_ms),
+            ("hub.client_timeout_ms", hub.client_timeout_ms),
+            ("hub.handshake_timeout_ms", hub.handshake_timeout_ms),
+        ] {
+            ensure!(
+                (1..=DAY_MS).contains(&ms),
+                "{name} must be from 1 to {DAY_MS}"
+            );
+        }
         Ok(())
     }
 }
@@ -217,6 +262,16 @@ mod tests {
             space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
         "#;
         assert!(Config::from_toml(text).is_err());
+    }
+
+    #[test]
+    fn hub_timers_from_toml_and_their_bounds() -> anyhow::Result<()> {
+        let config = Config::from_toml("hub = { keep_alive_interval_ms = 100 }")?;
+        assert_eq!(config.hub.keep_alive_interval_ms, 100);
+        assert_eq!(config.hub.client_timeout_ms, 30_000);
+        assert!(Config::from_toml("hub = { keep_alive_interval_ms = 0 }").is_err());
+        assert!(Config::from_toml("hub = { client_timeout_ms = 18446744073709551615 }").is_err());
+        Ok(())
     }
 
     #[test]

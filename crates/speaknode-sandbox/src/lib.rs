@@ -1,7 +1,8 @@
 //! SpeakNode in a box: a local stand-in of the SpeakNode platform for development and tests.
 //!
-//! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`) and a
-//! scripted agent that moves dispatched conversations along, in the shapes that
+//! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`), a
+//! scripted agent that moves dispatched conversations along, and announces every change on a
+//! SignalR hub (`/hubs/notifications`), in the shapes that
 //! `contract/CONTRACT.md` and `contract/fixtures/` define. Everything lives in memory.
 
 mod agent;
@@ -9,6 +10,8 @@ mod api;
 mod auth;
 mod config;
 mod error;
+mod events;
+mod hub;
 mod identity;
 mod keys;
 mod model;
@@ -30,7 +33,7 @@ use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use uuid::Uuid;
 
-pub use config::{AgentConfig, ClientConfig, Config, Timing};
+pub use config::{AgentConfig, ClientConfig, Config, HubConfig, Timing};
 
 use crate::{error::Error, identity::Client, keys::KeySet, model::Outcome, store::Store};
 
@@ -52,6 +55,9 @@ struct Inner {
     clients: Vec<Client>,
     store: Store,
     agents: agent::Runner,
+    hub: hub::Hub,
+    /// Cancelled when shutdown begins: hub connections close.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -76,12 +82,15 @@ impl AppState {
         config.validate()?;
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
         let store = Store::seeded(&config.agents, model::Timestamp::now());
+        let shutdown = tokio_util::sync::CancellationToken::new();
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
             keys,
             clients: config.clients.iter().cloned().map(Client::new).collect(),
             agents: agent::Runner::new(store.clone(), config.timing),
+            hub: hub::Hub::new(config.hub, shutdown.child_token()),
+            shutdown,
             store,
             config,
         })))
@@ -94,7 +103,7 @@ impl AppState {
 
     /// Ends conversation `id` as `Completed` now, whatever its status: the caller hung up
     /// or the agent ended the call. `false` if there is no such conversation or it had
-    /// already ended. Hub clients and webhooks hear of it like of any other step.
+    /// already ended. Hub clients hear of it like of any other step.
     pub fn complete_conversation(&self, id: Uuid) -> bool {
         self.end_conversation(id, Outcome::Completed)
     }
@@ -125,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
         .nest("/api/v1", api::router())
+        .merge(hub::router())
         .fallback(|| async { Error::NotFound("No resource matches the request URL.".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -159,6 +169,19 @@ pub async fn serve(
         None => format!("http://{}", listener.local_addr()?),
     };
     let state = AppState::new(config, &base_url)?;
+    serve_state(listener, state, shutdown).await
+}
+
+/// [`serve`] with a state the caller made and may keep, to act on the sandbox while it runs
+/// (for instance [`AppState::complete_conversation`]).
+///
+/// When `shutdown` resolves, hub connections get a close message; all of them have ended
+/// when this returns.
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(issuer = state.issuer(), "sandbox ready");
 
     // The token outlives the caller's `shutdown` future, so the drain deadline below can
@@ -166,9 +189,13 @@ pub async fn serve(
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = {
         let stop = stop.clone();
+        // WebSockets leave the server's connection tracking once upgraded, so the hub's
+        // connections are told to close here rather than drained with the requests.
+        let closing = state.0.shutdown.clone();
         async move {
             shutdown.await;
             stop.cancel();
+            closing.cancel();
         }
     };
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
@@ -180,5 +207,6 @@ pub async fn serve(
         }
     };
     state.0.agents.shut_down().await;
+    state.0.hub.shut_down().await;
     result
 }

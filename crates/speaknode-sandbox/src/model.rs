@@ -30,6 +30,12 @@ impl Timestamp {
     pub(crate) fn unix_seconds(self) -> f64 {
         (self.0 - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()
     }
+
+    /// `seconds` later, for tests that need instants apart by a known span.
+    #[cfg(test)]
+    pub(crate) fn plus_seconds(self, seconds: f64) -> Self {
+        Self(self.0 + time::Duration::seconds_f64(seconds))
+    }
 }
 
 impl Serialize for Timestamp {
@@ -106,7 +112,7 @@ pub(crate) enum Outcome {
 }
 
 /// A conversation (the platform's agent session), with its transcript.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Conversation {
     pub id: Uuid,
     pub agent_id: Uuid,
@@ -187,7 +193,7 @@ pub(crate) enum Kind {
 }
 
 /// One item of a conversation's `history[]` (a LiveKit Agents chat item).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Turn {
     pub id: String,
     pub role: Role,
@@ -232,7 +238,7 @@ impl Turn {
 }
 
 /// LiveKit Agents' per-turn timings: instants in Unix seconds, delays in seconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct TurnMetrics {
     pub started_speaking_at: Option<f64>,
     pub stopped_speaking_at: Option<f64>,

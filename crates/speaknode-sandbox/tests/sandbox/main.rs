@@ -4,5 +4,7 @@
 mod api;
 mod auth;
 mod conversations;
+mod hub;
 mod identity;
+mod signalr;
 mod support;

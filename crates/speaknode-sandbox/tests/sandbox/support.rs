@@ -69,6 +69,7 @@ pub fn config(timing: Timing) -> Config {
             },
         ],
         timing,
+        ..Config::default()
     }
 }
 
@@ -115,6 +116,28 @@ impl Sandbox {
             stop,
             server,
         }
+    }
+
+    /// Runs the sandbox through the public `serve_state`, and hands back its state so that
+    /// the test can act on the sandbox while it runs (end conversations).
+    pub async fn start_with_state(config: Config) -> (Sandbox, AppState) {
+        let (listener, base) = listen().await;
+        let state = AppState::new(config, &base).expect("valid state");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(speaknode_sandbox::serve_state(
+            listener,
+            state.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let sandbox = Sandbox {
+            base,
+            http: http(),
+            stop,
+            server,
+        };
+        (sandbox, state)
     }
 
     /// Asks the sandbox to shut down and waits until `serve` has returned.
