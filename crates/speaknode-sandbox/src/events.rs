@@ -3,7 +3,7 @@
 //!
 //! The store publishes while it still holds its write lock, so every subscriber sees the
 //! changes in the order they were made. Subscribers are the hub's connections, each keeping
-//! the events of its own space.
+//! the events of its own space, and the webhook dispatcher.
 
 use std::{
     collections::HashMap,
@@ -24,10 +24,11 @@ const CAPACITY: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Event {
-    /// A conversation was created or changed. The snapshot is the conversation as a reader
-    /// would have seen it at that moment.
+    /// A conversation was created (`before` is `None`) or changed from status `before`.
+    /// The snapshot is the conversation as a reader would have seen it at that moment.
     Conversation {
         space: Uuid,
+        before: Option<Status>,
         conversation: Arc<Conversation>,
     },
     /// A metered quantity of the space changed; `value` is its new total.
@@ -83,6 +84,7 @@ impl EventBus {
         let minutes = snapshot.duration_seconds / 60.0;
         self.publish(Event::Conversation {
             space,
+            before,
             conversation: Arc::new(snapshot),
         });
         if ended && minutes > 0.0 {

@@ -2,7 +2,7 @@
 //!
 //! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`), a
 //! scripted agent that moves dispatched conversations along, and announces every change on a
-//! SignalR hub (`/hubs/notifications`), in the shapes that
+//! SignalR hub (`/hubs/notifications`) and by webhooks, in the shapes that
 //! `contract/CONTRACT.md` and `contract/fixtures/` define. Everything lives in memory.
 
 mod agent;
@@ -16,6 +16,7 @@ mod identity;
 mod keys;
 mod model;
 mod store;
+mod webhooks;
 
 use std::{
     future::{Future, IntoFuture as _},
@@ -33,7 +34,10 @@ use jsonwebtoken::Validation;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use uuid::Uuid;
 
-pub use config::{AgentConfig, ClientConfig, Config, HubConfig, Timing};
+pub use config::{
+    AgentConfig, ClientConfig, Config, HubConfig, Timing, WebhookConfig, WebhookDelivery,
+    WebhookEvent,
+};
 
 use crate::{error::Error, identity::Client, keys::KeySet, model::Outcome, store::Store};
 
@@ -56,13 +60,15 @@ struct Inner {
     store: Store,
     agents: agent::Runner,
     hub: hub::Hub,
-    /// Cancelled when shutdown begins: hub connections close.
+    webhooks: webhooks::Webhooks,
+    /// Cancelled when shutdown begins: hub connections close, webhook deliveries stop.
     shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     /// The state of a sandbox reachable at `base_url` (`scheme://host:port`), with a fresh
-    /// signing key.
+    /// signing key. With webhooks configured it must be made inside a Tokio runtime, as their
+    /// dispatcher starts here.
     pub fn new(config: Config, base_url: &str) -> anyhow::Result<Self> {
         Self::with_keys(config, base_url, KeySet::generate()?)
     }
@@ -90,6 +96,7 @@ impl AppState {
             clients: config.clients.iter().cloned().map(Client::new).collect(),
             agents: agent::Runner::new(store.clone(), config.timing),
             hub: hub::Hub::new(config.hub, shutdown.child_token()),
+            webhooks: webhooks::Webhooks::start(&config, store.events(), shutdown.child_token())?,
             shutdown,
             store,
             config,
@@ -103,7 +110,7 @@ impl AppState {
 
     /// Ends conversation `id` as `Completed` now, whatever its status: the caller hung up
     /// or the agent ended the call. `false` if there is no such conversation or it had
-    /// already ended. Hub clients hear of it like of any other step.
+    /// already ended. Hub clients and webhooks hear of it like of any other step.
     pub fn complete_conversation(&self, id: Uuid) -> bool {
         self.end_conversation(id, Outcome::Completed)
     }
@@ -175,8 +182,8 @@ pub async fn serve(
 /// [`serve`] with a state the caller made and may keep, to act on the sandbox while it runs
 /// (for instance [`AppState::complete_conversation`]).
 ///
-/// When `shutdown` resolves, hub connections get a close message; all of them have ended
-/// when this returns.
+/// When `shutdown` resolves, hub connections get a close message and webhook deliveries
+/// stop; all of them have ended when this returns.
 pub async fn serve_state(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -208,5 +215,6 @@ pub async fn serve_state(
     };
     state.0.agents.shut_down().await;
     state.0.hub.shut_down().await;
+    state.0.webhooks.shut_down().await;
     result
 }

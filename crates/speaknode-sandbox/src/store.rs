@@ -189,12 +189,17 @@ mod tests {
         let mut seen = Vec::new();
         while let Ok(Event::Conversation {
             space: of,
+            before,
             conversation,
         }) = events.try_recv()
         {
             assert_eq!(of, space);
-            seen.push(conversation.status);
+            seen.push((before, conversation.status));
         }
-        assert_eq!(seen, [Status::Pending, Status::Dispatching]);
+        let pending = Some(Status::Pending);
+        assert_eq!(
+            seen,
+            [(None, Status::Pending), (pending, Status::Dispatching)]
+        );
     }
 }

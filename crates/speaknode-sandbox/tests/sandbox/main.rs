@@ -8,3 +8,4 @@ mod hub;
 mod identity;
 mod signalr;
 mod support;
+mod webhooks;
