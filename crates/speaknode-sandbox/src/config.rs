@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context as _, bail, ensure};
 use secrecy::{ExposeSecret as _, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
 use crate::{
@@ -56,6 +56,13 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// Mounts the unauthenticated admin routes under `/__sandbox` (default off).
     pub admin_enabled: bool,
+    /// The timers of the SignalR hub at `/hubs/notifications`.
+    pub hub: HubConfig,
+    /// Webhook subscriptions: where the sandbox POSTs `SessionStarted` and
+    /// `ConversationComplete`.
+    pub webhooks: Vec<WebhookConfig>,
+    /// How webhook deliveries are timed out and retried.
+    pub webhook_delivery: WebhookDelivery,
 }
 
 impl Default for Config {
@@ -76,6 +83,9 @@ impl Default for Config {
             scenario_file: None,
             rate_limit: RateLimit::default(),
             admin_enabled: false,
+            hub: HubConfig::default(),
+            webhooks: Vec::new(),
+            webhook_delivery: WebhookDelivery::default(),
         }
     }
 }
@@ -158,6 +168,76 @@ pub const DEMO_REDIRECT_URIS: [&str; 2] = [
     "http://127.0.0.1:8000/callback",
     "http://localhost:8000/callback",
 ];
+
+/// The SignalR hub's timers, in milliseconds; the defaults are ASP.NET Core's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubConfig {
+    /// A connection that has been sent nothing for this long gets a ping (`KeepAliveInterval`,
+    /// 15 000).
+    pub keep_alive_interval_ms: u64,
+    /// A client that has sent nothing for this long is disconnected (`ClientTimeoutInterval`,
+    /// 30 000).
+    pub client_timeout_ms: u64,
+    /// How long a client has for its handshake once connected (`HandshakeTimeout`, 15 000).
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            keep_alive_interval_ms: 15_000,
+            client_timeout_ms: 30_000,
+            handshake_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// One webhook subscription of a space.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where the events are POSTed (`http://` or `https://`).
+    pub url: String,
+    /// Keys the HMAC-SHA256 signature of every body.
+    pub secret: SecretString,
+    /// The event types this subscription receives.
+    pub events: Vec<WebhookEvent>,
+    /// Only conversations of this space are reported.
+    pub space_id: Uuid,
+}
+
+/// The platform's webhook event types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum WebhookEvent {
+    /// A conversation became `Active`: the agent has joined.
+    SessionStarted,
+    /// A conversation ended, `Completed` or `Failed`.
+    ConversationComplete,
+}
+
+/// Timing of webhook deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookDelivery {
+    /// Attempts per delivery, the first one included (default 5).
+    pub max_attempts: u32,
+    /// Milliseconds before the second attempt; each later wait is twice the one before
+    /// (default 1 000, so 1, 2, 4 and 8 s).
+    pub retry_base_delay_ms: u64,
+    /// Milliseconds one attempt may take, response included (default 10 000).
+    pub attempt_timeout_ms: u64,
+}
+
+impl Default for WebhookDelivery {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            retry_base_delay_ms: 1_000,
+            attempt_timeout_ms: 10_000,
+        }
+    }
+}
 
 fn default_language_locale_code() -> String {
     "en-US".to_owned()
@@ -347,7 +427,8 @@ impl Config {
         catalog::validate(&self.tools, &self.phone_numbers, &agents)?;
         self.rate_limit.validate()?;
         let agents: HashSet<Uuid> = agents.into_keys().collect();
-        scenario::validate(&self.scenarios, &agents)
+        scenario::validate(&self.scenarios, &agents)?;
+        self.validate_events()
     }
 
     /// The inline scenarios and those of `scenario_file`, checked together (so an agent
@@ -364,6 +445,50 @@ impl Config {
         let agents: HashSet<Uuid> = self.agents.iter().map(|a| a.id).collect();
         scenario::validate(&scenarios, &agents)?;
         Ok(scenarios)
+    }
+
+    /// Timers of zero would spin and timers beyond a day are surely mistakes (and would
+    /// overflow instants); a subscription must say where and what to deliver.
+    fn validate_events(&self) -> anyhow::Result<()> {
+        const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+        let hub = &self.hub;
+        for (name, ms) in [
+            ("hub.keep_alive_interval_ms", hub.keep_alive_interval_ms),
+            ("hub.client_timeout_ms", hub.client_timeout_ms),
+            ("hub.handshake_timeout_ms", hub.handshake_timeout_ms),
+            (
+                "webhook_delivery.attempt_timeout_ms",
+                self.webhook_delivery.attempt_timeout_ms,
+            ),
+        ] {
+            ensure!(
+                (1..=DAY_MS).contains(&ms),
+                "{name} must be from 1 to {DAY_MS}"
+            );
+        }
+        ensure!(
+            self.webhook_delivery.retry_base_delay_ms <= DAY_MS,
+            "webhook_delivery.retry_base_delay_ms must be at most {DAY_MS}"
+        );
+        ensure!(
+            self.webhook_delivery.max_attempts > 0,
+            "webhook_delivery.max_attempts must be at least 1"
+        );
+        for webhook in &self.webhooks {
+            let url = reqwest::Url::parse(&webhook.url)
+                .with_context(|| format!("webhook url {:?} is not a URL", webhook.url))?;
+            ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "webhook url {:?} must be http:// or https://",
+                webhook.url
+            );
+            ensure!(
+                !webhook.events.is_empty(),
+                "the webhook to {:?} subscribes to no events",
+                webhook.url
+            );
+        }
+        Ok(())
     }
 }
 
@@ -551,6 +676,60 @@ mod tests {
         for text in bad {
             assert!(Config::from_toml(&text).is_err(), "accepted: {text}");
         }
+    }
+
+    #[test]
+    fn hub_timers_from_toml_and_their_bounds() -> anyhow::Result<()> {
+        let config = Config::from_toml("hub = { keep_alive_interval_ms = 100 }")?;
+        assert_eq!(config.hub.keep_alive_interval_ms, 100);
+        assert_eq!(config.hub.client_timeout_ms, 30_000);
+        assert!(Config::from_toml("hub = { keep_alive_interval_ms = 0 }").is_err());
+        assert!(Config::from_toml("hub = { client_timeout_ms = 18446744073709551615 }").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn webhooks_from_toml() -> anyhow::Result<()> {
+        let config = Config::from_toml(
+            r#"
+            webhook_delivery = { retry_base_delay_ms = 10 }
+
+            [[webhooks]]
+            url = "https://hooks.example/speaknode"
+            secret = "whsec"
+            events = ["SessionStarted", "ConversationComplete"]
+            space_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            "#,
+        )?;
+        assert_eq!(config.webhook_delivery.max_attempts, 5);
+        assert_eq!(config.webhook_delivery.retry_base_delay_ms, 10);
+        assert_eq!(config.webhooks[0].secret.expose_secret(), "whsec");
+        assert_eq!(
+            config.webhooks[0].events,
+            [
+                WebhookEvent::SessionStarted,
+                WebhookEvent::ConversationComplete
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_unusable_webhooks() {
+        let webhook = |url: &str, events: &str| {
+            format!(
+                "[[webhooks]]\nurl = {url:?}\nsecret = \"s\"\nevents = {events}\n\
+                 space_id = \"0f8fad5b-d9cb-469f-a165-70867728950e\"\n"
+            )
+        };
+        let started = r#"["SessionStarted"]"#;
+        assert!(Config::from_toml(&webhook("http://127.0.0.1:9/hook", started)).is_ok());
+        assert!(Config::from_toml(&webhook("ftp://example/hook", started)).is_err());
+        assert!(Config::from_toml(&webhook("not a url", started)).is_err());
+        assert!(Config::from_toml(&webhook("http://example/hook", "[]")).is_err());
+        assert!(Config::from_toml(&webhook("http://example/hook", r#"["CallEnded"]"#)).is_err());
+        assert!(Config::from_toml("webhook_delivery = { max_attempts = 0 }").is_err());
+        assert!(Config::from_toml("webhook_delivery = { attempt_timeout_ms = 0 }").is_err());
     }
 
     #[test]

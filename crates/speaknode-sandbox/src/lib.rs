@@ -1,7 +1,8 @@
 //! SpeakNode in a box: a local stand-in of the SpeakNode platform for development and tests.
 //!
-//! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`) and a
-//! scripted agent that moves dispatched conversations along, in the shapes that
+//! It serves a Keycloak-shaped realm (`/realms/{realm}`), the REST API (`/api/v1`), a
+//! scripted agent that moves dispatched conversations along, and announces every change on a
+//! SignalR hub (`/hubs/notifications`) and by webhooks, in the shapes that
 //! `contract/CONTRACT.md` and `contract/fixtures/` define. Everything lives in memory.
 
 mod admin;
@@ -11,7 +12,9 @@ mod auth;
 mod catalog;
 mod config;
 mod error;
+mod events;
 mod faults;
+mod hub;
 mod identity;
 mod keys;
 mod listing;
@@ -19,6 +22,7 @@ mod model;
 mod ratelimit;
 mod scenario;
 mod store;
+mod webhooks;
 
 use std::{
     future::{Future, IntoFuture as _},
@@ -38,14 +42,17 @@ use uuid::Uuid;
 
 pub use agent::UserTurnError;
 pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
-pub use config::{AgentConfig, ClientConfig, Config, Timing, UserConfig};
+pub use config::{
+    AgentConfig, ClientConfig, Config, HubConfig, Timing, UserConfig, WebhookConfig,
+    WebhookDelivery, WebhookEvent,
+};
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
 
 use crate::{
-    catalog::Catalog, error::Error, identity::Client, keys::KeySet, ratelimit::RateLimiter,
-    store::Store,
+    catalog::Catalog, error::Error, identity::Client, keys::KeySet, model::Outcome,
+    ratelimit::RateLimiter, store::Store,
 };
 
 /// The largest request body any route reads.
@@ -70,11 +77,16 @@ struct Inner {
     catalog: Catalog,
     rate_limiter: RateLimiter,
     faults: Faults,
+    hub: hub::Hub,
+    webhooks: webhooks::Webhooks,
+    /// Cancelled when shutdown begins: hub connections close, webhook deliveries stop.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     /// The state of a sandbox reachable at `base_url` (`scheme://host:port`), with a fresh
-    /// signing key.
+    /// signing key. With webhooks configured it must be made inside a Tokio runtime, as their
+    /// dispatcher starts here.
     pub fn new(config: Config, base_url: &str) -> anyhow::Result<Self> {
         Self::with_keys(config, base_url, KeySet::generate()?)
     }
@@ -96,6 +108,7 @@ impl AppState {
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
         let now = model::Timestamp::now();
         let store = Store::seeded(&config.agents, now);
+        let shutdown = tokio_util::sync::CancellationToken::new();
         Ok(Self(Arc::new(Inner {
             validation: auth::validation(&issuer),
             issuer,
@@ -103,6 +116,9 @@ impl AppState {
             clients: config.clients.iter().cloned().map(Client::new).collect(),
             sessions: identity::Sessions::default(),
             agents: agent::Runner::new(store.clone(), config.timing, scenarios),
+            hub: hub::Hub::new(config.hub, shutdown.child_token()),
+            webhooks: webhooks::Webhooks::start(&config, store.events(), shutdown.child_token())?,
+            shutdown,
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
             rate_limiter: RateLimiter::new(config.rate_limit),
@@ -140,6 +156,31 @@ impl AppState {
     pub fn rotate_keys(&self) -> anyhow::Result<String> {
         self.0.keys.rotate()
     }
+
+    /// Ends conversation `id` as `Completed` now, whatever its status: the caller hung up
+    /// or the agent ended the call. `false` if there is no such conversation or it had
+    /// already ended. Hub clients and webhooks hear of it like of any other step.
+    pub fn complete_conversation(&self, id: Uuid) -> bool {
+        self.end_conversation(id, Outcome::Completed)
+    }
+
+    /// Ends conversation `id` as `Failed` now, with `error_message`; otherwise like
+    /// [`AppState::complete_conversation`].
+    pub fn fail_conversation(&self, id: Uuid, error_message: &str) -> bool {
+        self.end_conversation(id, Outcome::Failed(error_message.to_owned()))
+    }
+
+    fn end_conversation(&self, id: Uuid, outcome: Outcome) -> bool {
+        let store = &self.0.store;
+        store
+            .space_of_conversation(id)
+            .and_then(|space| {
+                store.update_conversation(space, id, |conversation| {
+                    conversation.end(outcome, model::Timestamp::now())
+                })
+            })
+            .unwrap_or(false)
+    }
 }
 
 /// All routes of the sandbox.
@@ -148,7 +189,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
-        .nest("/api/v1", api::router());
+        .nest("/api/v1", api::router())
+        .merge(hub::router());
     if state.0.config.admin_enabled {
         // Unmounted unless enabled, so that a sandbox reachable by others cannot be steered.
         router = router.nest(admin::PREFIX, admin::router());
@@ -193,6 +235,19 @@ pub async fn serve(
         None => format!("http://{}", listener.local_addr()?),
     };
     let state = AppState::new(config, &base_url)?;
+    serve_state(listener, state, shutdown).await
+}
+
+/// [`serve`] with a state the caller made and may keep, to act on the sandbox while it runs
+/// (for instance [`AppState::complete_conversation`]).
+///
+/// When `shutdown` resolves, hub connections get a close message and webhook deliveries
+/// stop; all of them have ended when this returns.
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(issuer = state.issuer(), "sandbox ready");
 
     // The token outlives the caller's `shutdown` future, so the drain deadline below can
@@ -200,9 +255,13 @@ pub async fn serve(
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = {
         let stop = stop.clone();
+        // WebSockets leave the server's connection tracking once upgraded, so the hub's
+        // connections are told to close here rather than drained with the requests.
+        let closing = state.0.shutdown.clone();
         async move {
             shutdown.await;
             stop.cancel();
+            closing.cancel();
         }
     };
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(signal);
@@ -214,5 +273,7 @@ pub async fn serve(
         }
     };
     state.0.agents.shut_down().await;
+    state.0.hub.shut_down().await;
+    state.0.webhooks.shut_down().await;
     result
 }

@@ -30,6 +30,12 @@ impl Timestamp {
     pub(crate) fn unix_seconds(self) -> f64 {
         (self.0 - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()
     }
+
+    /// `seconds` later, for tests that need instants apart by a known span.
+    #[cfg(test)]
+    pub(crate) fn plus_seconds(self, seconds: f64) -> Self {
+        Self(self.0 + time::Duration::seconds_f64(seconds))
+    }
 }
 
 impl Timestamp {
@@ -124,8 +130,16 @@ impl Status {
     }
 }
 
+/// How a conversation ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    /// Failed, with the `error_message` the conversation shows.
+    Failed(String),
+}
+
 /// A conversation (the platform's agent session), with its transcript.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Conversation {
     pub id: Uuid,
     pub agent_id: Uuid,
@@ -174,6 +188,21 @@ impl Conversation {
         };
         self
     }
+
+    /// Ends the conversation at `now`. An ended conversation stays as it ended, so this
+    /// answers `false` and changes nothing when it is called again.
+    pub(crate) fn end(&mut self, outcome: Outcome, now: Timestamp) -> bool {
+        if self.status.is_final() {
+            return false;
+        }
+        (self.status, self.error_message) = match outcome {
+            Outcome::Completed => (Status::Completed, None),
+            Outcome::Failed(message) => (Status::Failed, Some(message)),
+        };
+        self.ended_at = Some(now);
+        self.updated_at = now;
+        true
+    }
 }
 
 /// Who produced a transcript turn. The contract also has `Tool`.
@@ -192,7 +221,7 @@ pub(crate) enum Kind {
 }
 
 /// One item of a conversation's `history[]` (a LiveKit Agents chat item).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Turn {
     pub id: String,
     pub role: Role,
@@ -237,7 +266,7 @@ impl Turn {
 }
 
 /// LiveKit Agents' per-turn timings: instants in Unix seconds, delays in seconds.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct TurnMetrics {
     pub started_speaking_at: Option<f64>,
     pub stopped_speaking_at: Option<f64>,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     config::AgentConfig,
+    events::EventBus,
     model::{Agent, Conversation, Timestamp},
 };
 
@@ -21,6 +22,9 @@ pub(crate) struct Store {
     // A std lock is enough: it is never held across an await, and every critical section
     // is a map look-up or a small in-place update.
     spaces: Arc<RwLock<HashMap<Uuid, Space>>>,
+    /// Every new or changed conversation is announced here, from inside the write lock, so
+    /// that listeners see changes in the order they were made and none can be forgotten.
+    events: EventBus,
 }
 
 #[derive(Default)]
@@ -60,7 +64,12 @@ impl Store {
         }
         Self {
             spaces: Arc::new(RwLock::new(spaces)),
+            ..Self::default()
         }
+    }
+
+    pub(crate) fn events(&self) -> &EventBus {
+        &self.events
     }
 
     // A panic while the lock is held cannot leave the maps half-updated (updates are single
@@ -119,21 +128,42 @@ impl Store {
         self.read(|spaces| spaces.get(&space)?.conversations.get(&id).cloned())
     }
 
+    /// The space a conversation belongs to, for callers that know only its id.
+    pub(crate) fn space_of_conversation(&self, id: Uuid) -> Option<Uuid> {
+        self.read(|spaces| {
+            spaces
+                .iter()
+                .find(|(_, space)| space.conversations.contains_key(&id))
+                .map(|(space, _)| *space)
+        })
+    }
+
     pub(crate) fn insert_conversation(&self, space: Uuid, conversation: Conversation) {
         self.write(|spaces| {
+            self.events.conversation_changed(space, None, &conversation);
             let space = spaces.entry(space).or_default();
             space.conversations.insert(conversation.id, conversation);
         });
     }
 
     /// Applies `change` to a conversation in place; `None` if there is no such conversation.
+    /// A change that leaves the conversation as it was is not announced.
     pub(crate) fn update_conversation<R>(
         &self,
         space: Uuid,
         id: Uuid,
         change: impl FnOnce(&mut Conversation) -> R,
     ) -> Option<R> {
-        self.write(|spaces| Some(change(spaces.get_mut(&space)?.conversations.get_mut(&id)?)))
+        self.write(|spaces| {
+            let conversation = spaces.get_mut(&space)?.conversations.get_mut(&id)?;
+            let before = conversation.clone();
+            let result = change(conversation);
+            if *conversation != before {
+                self.events
+                    .conversation_changed(space, Some(before.status), conversation);
+            }
+            Some(result)
+        })
     }
 }
 
@@ -175,5 +205,39 @@ mod tests {
         assert_ne!(us.locale_id, gb.locale_id);
         assert_eq!(us.locale_id, us_too.locale_id);
         assert_ne!(us.language_id, us.locale_id);
+    }
+
+    #[test]
+    fn changes_are_announced_in_order_and_non_changes_not_at_all() {
+        use crate::{events::Event, model::Status};
+        let store = Store::default();
+        let mut events = store.events().subscribe();
+        let (space, conversation) = (Uuid::new_v4(), crate::events::tests::conversation());
+        let id = conversation.id;
+        store.insert_conversation(space, conversation);
+        assert_eq!(store.update_conversation(space, id, |_| ()), Some(()));
+        let dispatch = |c: &mut Conversation| c.status = Status::Dispatching;
+        assert_eq!(store.update_conversation(space, id, dispatch), Some(()));
+        assert_eq!(
+            store.update_conversation(Uuid::new_v4(), id, dispatch),
+            None
+        );
+        assert_eq!(store.space_of_conversation(id), Some(space));
+
+        let mut seen = Vec::new();
+        while let Ok(Event::Conversation {
+            space: of,
+            before,
+            conversation,
+        }) = events.try_recv()
+        {
+            assert_eq!(of, space);
+            seen.push((before, conversation.status));
+        }
+        let pending = Some(Status::Pending);
+        assert_eq!(
+            seen,
+            [(None, Status::Pending), (pending, Status::Dispatching)]
+        );
     }
 }

@@ -125,28 +125,27 @@ impl Sandbox {
         Self::start_with_state(config).await.0
     }
 
-    /// Like [`Sandbox::start_seeded`], and hands out the state, so that a test can act as
-    /// the realm's administrator (rotate keys).
+    /// Runs the sandbox through the public `serve_state` with the signing key of [`SEED`],
+    /// and hands back its state so that the test can act on the sandbox while it runs, as
+    /// its administrator would (rotate keys, end conversations).
     pub async fn start_with_state(config: Config) -> (Sandbox, AppState) {
         let (listener, base) = listen().await;
         let state = AppState::with_signing_seed(config, &base, SEED).expect("valid state");
-        let admin = state.clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, speaknode_sandbox::router(state))
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .map_err(anyhow::Error::from)
-        });
+        let server = tokio::spawn(speaknode_sandbox::serve_state(
+            listener,
+            state.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let sandbox = Sandbox {
             base,
             http: http(),
             stop,
             server,
         };
-        (sandbox, admin)
+        (sandbox, state)
     }
 
     /// Asks the sandbox to shut down and waits until `serve` has returned.
