@@ -288,6 +288,7 @@ async fn connect(
                 space,
                 config: hub.config,
                 shutdown: hub.shutdown.clone(),
+                dropped: state.faults().watch_drop_hub_connections(),
                 records: Records::default(),
             };
             hub.connections
@@ -303,6 +304,9 @@ struct Connection {
     space: Uuid,
     config: HubConfig,
     shutdown: CancellationToken,
+    /// The "dropped hub connections" fault: when it is switched on, the connection ends
+    /// without a close message or close frame, as a network failure would end it.
+    dropped: tokio::sync::watch::Receiver<bool>,
     records: Records,
 }
 
@@ -335,11 +339,36 @@ impl Close {
     }
 }
 
+/// Resolves when the drop fault is switched on; never if its sender is gone.
+async fn dropped(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if flag.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if *flag.borrow_and_update() {
+            return;
+        }
+    }
+}
+
 impl Connection {
     async fn run(mut self, bus: &EventBus) {
+        if *self.dropped.borrow_and_update() {
+            // Dropped before it began: the client sees its socket vanish.
+            return;
+        }
         if let Some(mut events) = self.handshake(bus).await {
             tracing::debug!(connection = %self.id, space = %self.space, "hub connection open");
-            if let Some(close) = self.serve(&mut events).await {
+            let mut flag = self.dropped.clone();
+            let close = tokio::select! {
+                close = self.serve(&mut events) => close,
+                () = dropped(&mut flag) => {
+                    tracing::debug!(connection = %self.id, "hub connection dropped by a fault");
+                    // No close message, no close frame: the socket is simply gone.
+                    return;
+                }
+            };
+            if let Some(close) = close {
                 tracing::debug!(connection = %self.id, ?close, "hub connection closing");
                 if let Ok(text) = serde_json::to_string(&close) {
                     // The client may be gone already; the close frame below ends it anyway.

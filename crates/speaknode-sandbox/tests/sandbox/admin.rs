@@ -294,3 +294,20 @@ async fn the_hub_drop_flag_reaches_the_state_and_its_watchers() {
         .await;
     assert!(!state.faults().drop_hub_connections());
 }
+
+#[tokio::test]
+async fn dropping_hub_connections_ends_them_without_a_close_message() {
+    let (sandbox, _state) = Sandbox::start_with_state(admin_config()).await;
+    let token = sandbox.token(BFF).await;
+    let mut client = crate::signalr::connect(&sandbox, &token).await;
+    set_faults(&sandbox, json!({ "drop_hub_connections": true })).await;
+    // A dropped connection ends with no close record (`{"type":7}`), like a network failure.
+    client.expect_closed().await;
+    // While the fault is on, new connections vanish as well.
+    let id = crate::signalr::connection_token(&sandbox, &token).await;
+    let mut again = crate::signalr::open(&sandbox, &format!("?id={id}&access_token={token}"), None)
+        .await
+        .expect("the upgrade itself succeeds");
+    again.send(&crate::signalr::handshake()).await;
+    again.expect_closed().await;
+}
