@@ -30,6 +30,22 @@ struct Args {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8780")]
     listen: SocketAddr,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line) for log
+    /// collectors. The level comes from RUST_LOG (default `info`).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "text",
+        env = "SPEAKNODE_SANDBOX_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The routes and the configuration file's keys, for `--help`.
@@ -46,6 +62,11 @@ Configuration file (TOML; every top-level key may be left out):
   access_token_ttl_secs = 300             access token lifetime (expires_in)
   refresh_token_ttl_secs = 1800           session idle time (refresh_expires_in); a refresh restarts it
   key_rotation_secs = 86400               replace the signing key this often (default: never)
+  scenario_file = "scenarios.toml"        more [[scenarios]] (below) in a file of their own
+  rate_limit = { permit_limit = 600, window_secs = 60 }   per caller, answered with 429
+  hub = { keep_alive_interval_ms = 15000, client_timeout_ms = 30000 }
+  admin_enabled = false                   /__sandbox routes: user turns, hang-up and fault
+                                          injection, unauthenticated: for tests only
 
   [[clients]]
   client_id = "my-bff"
@@ -71,18 +92,43 @@ Configuration file (TOML; every top-level key may be left out):
 
   [timing]                                the scripted agent's steps, in milliseconds
   dispatch_ms = 300
-  join_ms = 700"#;
+  join_ms = 700
+
+  [[scenarios]]                           what an agent says after its greeting
+  agent_id = "<uuid>"
+  think_ms = 300                          delay before a reply
+  speak_ms = 1500                         how long a reply takes to say
+  default_reply = "Sorry?"
+  end_after_turns = 4                     hang up after the 4th reply
+  fail = { after_turns = 2, error_message = "..." }
+  [[scenarios.replies]]
+  pattern = "*order*"                     glob with * or ?, else a substring; any case
+  reply = "Your order has shipped."
+  end_call = false
+
+  [[tools]] / [[phone_numbers]]           listed by /api/v1/tools and /api/v1/phone-numbers
+
+  [[webhooks]]                            SessionStarted / ConversationComplete, signed
+  url = "https://example.com/hook"        with X-SpeakNode-Signature (hex HMAC-SHA256)
+  secret = "..."
+  events = ["SessionStarted", "ConversationComplete"]
+  space_id = "<uuid>"
+
+See crates/speaknode-sandbox/contract/CONTRACT.md for every route and JSON shape."#;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Logs go to stderr: stdout carries the lines scripts read (address, demo credentials).
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     let (config, demo) = match &args.config {
         Some(path) => {
