@@ -156,12 +156,13 @@ fn build_widget(tools: &Tools) -> anyhow::Result<()> {
     run(tools.command("trunk").args(["build", "--release"]))
 }
 
-/// Starts the stack on free ports and drives the release build in Chromium (e2e/), then
-/// fuzzes the BFF's API.
+/// Fuzzes the BFF's API, then starts the stack on free ports and drives the release build in
+/// Chromium (e2e/). The browser tests go last so that their runner's summary closes the run.
 fn end_to_end(tools: &Tools) -> anyhow::Result<()> {
     let root = project_root();
     let schemathesis = tools::ensure_schemathesis()?;
     runtime()?.block_on(async {
+        fuzz_api(&schemathesis, &root).await?;
         let stack = Stack::start(Ports::ANY, &root.join("dist"), &root.join("target/e2e")).await?;
         let mut node = tools.command("node");
         node.args(["--test", "--test-reporter=spec", "e2e/"])
@@ -173,8 +174,7 @@ fn end_to_end(tools: &Tools) -> anyhow::Result<()> {
             .env("SN_CHROMIUM", tools.chromium());
         let status = tokio::task::spawn_blocking(move || run(&mut node)).await?;
         stack.stop().await?;
-        status?;
-        fuzz_api(&schemathesis, &root).await
+        status
     })
 }
 
