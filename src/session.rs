@@ -183,9 +183,10 @@ impl WidgetError {
             ErrorCode::RateLimited => ErrorKind::RateLimited {
                 seconds: problem.retry_after.unwrap_or(1),
             },
-            ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::NotFound => {
-                ErrorKind::SessionExpired
-            }
+            ErrorCode::InvalidToken
+            | ErrorCode::TokenExpired
+            | ErrorCode::NotFound
+            | ErrorCode::ConversationEnded => ErrorKind::SessionExpired,
             ErrorCode::UpstreamUnavailable => ErrorKind::Unreachable,
             ErrorCode::InvalidRequest
             | ErrorCode::MissingWidgetHeader

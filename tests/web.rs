@@ -81,6 +81,7 @@ impl Backend for ScriptedBackend {
             conversation: self.next(),
             token: "conversation-token-0".into(),
             expires_at: NOW + self.start_token_secs,
+            voice: None,
         };
         Box::pin(async move { Ok(started) })
     }

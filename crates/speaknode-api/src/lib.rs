@@ -22,6 +22,14 @@ pub mod paths {
     pub fn conversation_token(id: &str) -> String {
         format!("{CONVERSATIONS}/{id}/token")
     }
+    /// `POST /v1/conversations/{id}/end`: the visitor hangs up.
+    pub fn conversation_end(id: &str) -> String {
+        format!("{CONVERSATIONS}/{id}/end")
+    }
+    /// `POST /v1/conversations/{id}/feedback`: the visitor rates the conversation.
+    pub fn conversation_feedback(id: &str) -> String {
+        format!("{CONVERSATIONS}/{id}/feedback")
+    }
 }
 
 /// The header every widget request carries. A custom header turns a cross-origin call into
@@ -71,6 +79,40 @@ pub struct StartedConversation {
     pub token: String,
     /// When that token stops being accepted, in seconds since the Unix epoch.
     pub expires_at: u64,
+    /// Where and how the widget joins the conversation's audio, when the platform offers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceGrant>,
+}
+
+/// The media server and a join token for exactly one room, microphone only. The BFF checked
+/// the token's claims (room, grants, lifetime) before passing it on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceGrant {
+    /// The LiveKit server, `wss://…`.
+    pub url: String,
+    /// A LiveKit join token (a JWT), valid for a few minutes to join once.
+    pub token: String,
+}
+
+/// Body of `POST /v1/conversations/{id}/feedback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    pub rating: Rating,
+    /// Free text, at most [`MAX_FEEDBACK_COMMENT_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The longest feedback comment the BFF takes, in Unicode scalar values.
+pub const MAX_FEEDBACK_COMMENT_CHARS: usize = 1000;
+
+/// Thumbs up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rating {
+    Up,
+    Down,
 }
 
 /// Answer to `POST /v1/conversations/{id}/token`: a new token bound to the same
@@ -179,6 +221,8 @@ pub enum ErrorCode {
     Forbidden,
     /// No such conversation for this token.
     NotFound,
+    /// The conversation has already ended; nothing more can be done to it.
+    ConversationEnded,
     /// Too many requests; see `retry_after`.
     RateLimited,
     /// The SpeakNode platform could not be reached or refused the BFF.
@@ -201,6 +245,7 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::ConversationEnded => "conversation_ended",
             Self::RateLimited => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Internal => "internal",
@@ -236,6 +281,7 @@ mod tests {
             ErrorCode::TokenExpired,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,
+            ErrorCode::ConversationEnded,
             ErrorCode::RateLimited,
             ErrorCode::UpstreamUnavailable,
             ErrorCode::Internal,
@@ -261,6 +307,47 @@ mod tests {
         assert_eq!(value["code"], "rate_limited");
         assert_eq!(value["retry_after"], 3);
         assert!(value.get("detail").is_none());
+    }
+
+    #[test]
+    fn feedback_takes_up_or_down_and_an_optional_comment_only() {
+        let parsed: FeedbackRequest =
+            serde_json::from_str(r#"{"rating":"down"}"#).expect("a bare rating parses");
+        assert_eq!((parsed.rating, parsed.comment), (Rating::Down, None));
+        for bad in [
+            r#"{"rating":"Up"}"#,
+            r#"{"rating":"meh"}"#,
+            r#"{"comment":"x"}"#,
+            r#"{"rating":"up","stars":5}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<FeedbackRequest>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_start_without_voice_has_no_voice_member() {
+        let view = ConversationView {
+            id: "c".into(),
+            agent_id: "a".into(),
+            status: ConversationStatus::Pending,
+            created_at: None,
+            started_at: None,
+            ended_at: None,
+            history: Vec::new(),
+        };
+        let started = StartedConversation {
+            conversation: view,
+            token: "t".into(),
+            expires_at: 1,
+            voice: None,
+        };
+        let value = serde_json::to_value(&started).expect("serialises");
+        assert!(value.get("voice").is_none());
+        let back: StartedConversation = serde_json::from_value(value).expect("old shape parses");
+        assert_eq!(back, started);
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct UpstreamConfig {
     /// free port when unset (for identity providers that ignore loopback ports, RFC 8252).
     #[serde(default)]
     pub login_redirect_port: Option<u16>,
+    /// The longest a LiveKit join token from the platform may still be valid when the BFF
+    /// passes it to a widget, in seconds (1..=3600); a token valid for longer is refused.
+    #[serde(default = "default_max_voice_token_ttl_secs")]
+    pub max_voice_token_ttl_secs: u64,
 }
 
 /// The grant the BFF uses for its own platform access token.
@@ -121,6 +125,7 @@ impl Default for UpstreamConfig {
             audience: None,
             scope: None,
             login_redirect_port: None,
+            max_voice_token_ttl_secs: default_max_voice_token_ttl_secs(),
         }
     }
 }
@@ -220,6 +225,11 @@ fn default_token_ttl_secs() -> u64 {
     300
 }
 
+/// Ten minutes: the join token only gates joining, so anything longer helps a thief only.
+fn default_max_voice_token_ttl_secs() -> u64 {
+    600
+}
+
 fn default_timeout_ms() -> u64 {
     10_000
 }
@@ -284,6 +294,11 @@ impl Config {
             (100..=120_000).contains(&upstream.timeout_ms),
             "upstream.timeout_ms is {}, but must be within 100..=120000",
             upstream.timeout_ms
+        );
+        ensure!(
+            (1..=3600).contains(&upstream.max_voice_token_ttl_secs),
+            "upstream.max_voice_token_ttl_secs is {}, but must be within 1..=3600",
+            upstream.max_voice_token_ttl_secs
         );
         let mut seen = std::collections::HashSet::new();
         for agent in &self.agents {

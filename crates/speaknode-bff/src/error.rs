@@ -42,6 +42,8 @@ pub(crate) enum AppError {
     Forbidden,
     #[error("no such resource for this token")]
     NotFound,
+    #[error("the conversation has already ended")]
+    ConversationEnded,
     #[error("the request did not finish within its deadline")]
     Timeout,
     #[error("the {limit} rate limit is exhausted (retry after {retry_after} s)")]
@@ -66,6 +68,7 @@ impl AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::OriginNotAllowed | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::AgentNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ConversationEnded => StatusCode::CONFLICT,
             Self::Token(_) => StatusCode::UNAUTHORIZED,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -76,7 +79,9 @@ impl AppError {
                 | UpstreamError::NeedsLogin => StatusCode::SERVICE_UNAVAILABLE,
                 UpstreamError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
                 // A 404 that a handler did not expect is the platform misbehaving.
-                UpstreamError::NotFound | UpstreamError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+                UpstreamError::NotFound
+                | UpstreamError::Conflict
+                | UpstreamError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             },
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,6 +100,7 @@ impl AppError {
             Self::Token(TokenError::Invalid(_)) => ErrorCode::InvalidToken,
             Self::Forbidden => ErrorCode::Forbidden,
             Self::NotFound => ErrorCode::NotFound,
+            Self::ConversationEnded => ErrorCode::ConversationEnded,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             // The nearest code a widget knows: try again later.
             Self::Timeout | Self::Upstream(_) | Self::Unavailable(_) => {
@@ -122,6 +128,7 @@ impl AppError {
             Self::Token(TokenError::Invalid(_)) => "The widget token is missing or invalid.".into(),
             Self::Forbidden => "The widget token does not allow this action.".into(),
             Self::NotFound => "There is no such resource for this token.".into(),
+            Self::ConversationEnded => "The conversation has already ended.".into(),
             Self::Timeout | Self::Upstream(_) => {
                 "The SpeakNode platform is unavailable; please try again later.".into()
             }
@@ -224,7 +231,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn upstream_detail_never_reaches_the_body() {
+    async fn attack_09_upstream_detail_never_reaches_the_body() {
         let secret_ish = "http://10.0.0.7/realms/x token=eyJhbGciOi";
         let (status, headers, body) =
             render(UpstreamError::BadGateway(secret_ish.into()).into()).await;

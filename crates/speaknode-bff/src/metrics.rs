@@ -26,6 +26,8 @@ pub(crate) enum Call {
     GetAgent,
     DispatchWeb,
     GetConversation,
+    EndConversation,
+    SendFeedback,
 }
 
 impl Call {
@@ -34,6 +36,8 @@ impl Call {
             Self::GetAgent => "get_agent",
             Self::DispatchWeb => "dispatch_web",
             Self::GetConversation => "get_conversation",
+            Self::EndConversation => "end_conversation",
+            Self::SendFeedback => "send_feedback",
         }
     }
 }

@@ -159,6 +159,38 @@ pub(crate) struct StartedConversationDoc {
     token: String,
     /// When that token stops being accepted, in seconds since the Unix epoch.
     expires_at: u64,
+    /// Present when the platform offers voice for this conversation.
+    voice: Option<VoiceGrantDoc>,
+}
+
+/// The LiveKit server and a join token for the conversation's room, microphone only.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VoiceGrant)]
+pub(crate) struct VoiceGrantDoc {
+    /// The LiveKit server, `wss://…`.
+    url: String,
+    /// A LiveKit join token (JWT) for one room and one participant, valid for minutes.
+    token: String,
+}
+
+/// Body of `POST /v1/conversations/{id}/feedback`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FeedbackRequest)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackRequestDoc {
+    rating: RatingDoc,
+    /// Free text for the agent's owner.
+    #[schema(max_length = 1000)]
+    comment: Option<String>,
+}
+
+/// Thumbs up or down.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Rating)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RatingDoc {
+    Up,
+    Down,
 }
 
 /// A fresh token bound to the same conversation.
@@ -251,6 +283,7 @@ pub(crate) enum ErrorCodeDoc {
     TokenExpired,
     Forbidden,
     NotFound,
+    ConversationEnded,
     RateLimited,
     UpstreamUnavailable,
     Internal,
@@ -321,6 +354,9 @@ mod tests {
             ("StartRequest", StartRequestDoc::schema()),
             ("StartedConversation", StartedConversationDoc::schema()),
             ("TokenGrant", TokenGrantDoc::schema()),
+            ("VoiceGrant", VoiceGrantDoc::schema()),
+            ("FeedbackRequest", FeedbackRequestDoc::schema()),
+            ("Rating", RatingDoc::schema()),
             ("ConversationView", ConversationViewDoc::schema()),
             ("ConversationStatus", ConversationStatusDoc::schema()),
             ("Turn", TurnDoc::schema()),
@@ -349,6 +385,10 @@ mod tests {
             started_at: Some(String::new()),
             ended_at: Some(String::new()),
             history: vec![turn.clone()],
+        };
+        let voice = api::VoiceGrant {
+            url: "wss://livekit.example".into(),
+            token: "t".into(),
         };
         let problem = api::Problem {
             kind: "about:blank".into(),
@@ -380,6 +420,15 @@ mod tests {
                     conversation: view.clone(),
                     token: "t".into(),
                     expires_at: 1,
+                    voice: Some(voice.clone()),
+                }),
+            ),
+            ("VoiceGrant", keys(&voice)),
+            (
+                "FeedbackRequest",
+                keys(&api::FeedbackRequest {
+                    rating: api::Rating::Up,
+                    comment: Some("c".into()),
                 }),
             ),
             (
@@ -403,7 +452,7 @@ mod tests {
             json!(false)
         );
 
-        use api::{ConversationStatus as S, ErrorCode as E, Role as R};
+        use api::{ConversationStatus as S, ErrorCode as E, Rating as G, Role as R};
         // These matches stop compiling when a variant is added, pointing here.
         let status = |s: S| match s {
             S::Pending | S::Dispatching | S::Active | S::Completed | S::Failed | S::Unknown => {
@@ -412,6 +461,9 @@ mod tests {
         };
         let role = |r: R| match r {
             R::Agent | R::User | R::Unknown => json!(r),
+        };
+        let rating = |g: G| match g {
+            G::Up | G::Down => json!(g),
         };
         let code = |c: E| match c {
             E::InvalidRequest
@@ -422,6 +474,7 @@ mod tests {
             | E::TokenExpired
             | E::Forbidden
             | E::NotFound
+            | E::ConversationEnded
             | E::RateLimited
             | E::UpstreamUnavailable
             | E::Internal
@@ -444,6 +497,7 @@ mod tests {
             E::TokenExpired,
             E::Forbidden,
             E::NotFound,
+            E::ConversationEnded,
             E::RateLimited,
             E::UpstreamUnavailable,
             E::Internal,
@@ -456,5 +510,10 @@ mod tests {
             [R::Agent, R::User, R::Unknown].map(role).to_vec()
         );
         assert_eq!(listed("ErrorCode"), codes.map(code).to_vec());
+        assert_eq!(listed("Rating"), [G::Up, G::Down].map(rating).to_vec());
+        assert_eq!(
+            doc["components"]["schemas"]["FeedbackRequest"]["additionalProperties"],
+            json!(false)
+        );
     }
 }

@@ -20,8 +20,9 @@ use serde::Deserialize;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use speaknode_api::{
-    AgentInfo, ConversationView, MintRequest, SessionGrant, StartRequest, StartedConversation,
-    TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE,
+    AgentInfo, ConversationView, FeedbackRequest, MAX_FEEDBACK_COMMENT_CHARS, MintRequest, Rating,
+    SessionGrant, StartRequest, StartedConversation, TokenGrant, WIDGET_HEADER,
+    WIDGET_HEADER_VALUE,
 };
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,8 +32,9 @@ use crate::error::AppError;
 use crate::limits::{LimitError, Limits};
 use crate::metrics::{Call, Metrics};
 use crate::openapi::{
-    ApiDoc, ConversationViewDoc, JwkSetDoc, MintRequestDoc, SessionGrantDoc, StartRequestDoc,
-    StartedConversationDoc, TAG_OPERATIONS, TAG_WIDGET, TokenGrantDoc, WidgetProtocolDoc,
+    ApiDoc, ConversationViewDoc, FeedbackRequestDoc, JwkSetDoc, MintRequestDoc, SessionGrantDoc,
+    StartRequestDoc, StartedConversationDoc, TAG_OPERATIONS, TAG_WIDGET, TokenGrantDoc,
+    WidgetProtocolDoc,
 };
 use crate::token::{Claims, Grant, Minted, Scope, TokenError, TokenIssuer, visitor_id};
 use crate::upstream::{Conversation, Upstream, UpstreamError};
@@ -82,6 +84,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_conversation))
         .routes(routes!(get_conversation))
         .routes(routes!(renew_token))
+        .routes(routes!(end_conversation))
+        .routes(routes!(give_feedback))
         .routes(routes!(jwks))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -167,7 +171,9 @@ async fn create_session(
 /// Start a conversation
 ///
 /// Starts a web conversation with the token's agent and trades the minting token for one
-/// bound to that conversation.
+/// bound to that conversation. When the platform offers voice, `voice` carries the LiveKit
+/// server and a join token whose room, grants (microphone, subscribe, data) and lifetime
+/// the BFF has checked; a token that fails any check fails the start with 502.
 #[utoipa::path(
     post, path = "/v1/conversations", tag = TAG_WIDGET,
     security(("widget_token" = [])),
@@ -203,7 +209,7 @@ async fn start_conversation(
     if !app.allows(&claims.agent_id, &claims.origin) {
         return Err(AppError::Forbidden);
     }
-    let conversation = app
+    let (conversation, voice) = app
         .metrics
         .time(
             Call::DispatchWeb,
@@ -228,6 +234,7 @@ async fn start_conversation(
         conversation: conversation.into_view(),
         token: minted.token,
         expires_at: minted.expires_at,
+        voice,
     };
     Ok((StatusCode::CREATED, Json(started)))
 }
@@ -312,19 +319,140 @@ async fn renew_token(
     }))
 }
 
-/// The conversation `id` if the token is bound to it, it belongs to the token's agent and
-/// the request comes from the token's page. Any other id answers exactly like a missing
-/// one, so a token reveals nothing about conversations it is not bound to.
+/// End the conversation
+///
+/// The visitor hangs up; answers the conversation as it ended. One that has already ended
+/// answers 409 `conversation_ended` and stays as it was (read it for its final state):
+/// the platform refuses to end it twice, and this route makes exactly one platform call.
+#[utoipa::path(
+    post, path = "/v1/conversations/{id}/end", tag = TAG_WIDGET,
+    security(("widget_token" = [])),
+    params(
+        ("id" = String, Path, description = "The conversation the token is bound to."),
+        ("Origin" = Option<String>, Header,
+            description = "When present, it must be the page the token was minted for."),
+    ),
+    responses(
+        (status = 200, description = "The conversation, now ended.", body = ConversationViewDoc),
+        (status = 401, description = "`invalid_token` or `token_expired`."),
+        (status = 403, description = "`origin_not_allowed`: another page."),
+        (status = 404, description = "`not_found`: not this token's conversation."),
+        (status = 409, description = "`conversation_ended`: it had already ended."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
+async fn end_conversation(
+    State(app): State<AppState>,
+    Authorized(claims): Authorized,
+    RequestOrigin(origin): RequestOrigin,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<ConversationView>, AppError> {
+    bound_to(&claims, origin.as_deref(), &id)?;
+    let conversation = app
+        .metrics
+        .time(Call::EndConversation, app.upstream.end_conversation(&id))
+        .await
+        .map_err(|error| match error {
+            UpstreamError::NotFound => AppError::NotFound,
+            UpstreamError::Conflict => AppError::ConversationEnded,
+            error => error.into(),
+        })?;
+    // The binding was signed by this BFF for a conversation of the token's agent, so the
+    // call was allowed; a conversation of another agent in the answer is the platform
+    // misbehaving, and nothing of it is shown.
+    if conversation.agent_id != claims.agent_id {
+        let wrong = format!(
+            "ending returned a conversation of agent {}",
+            conversation.agent_id
+        );
+        return Err(UpstreamError::BadGateway(wrong).into());
+    }
+    Ok(Json(conversation.into_view()))
+}
+
+/// Rate the conversation
+///
+/// Thumbs up or down and an optional comment, passed on to the platform; a later rating
+/// replaces an earlier one. Allowed while the token lives, so also right after the
+/// conversation has ended.
+#[utoipa::path(
+    post, path = "/v1/conversations/{id}/feedback", tag = TAG_WIDGET,
+    security(("widget_token" = [])),
+    params(
+        ("id" = String, Path, description = "The conversation the token is bound to."),
+        ("Origin" = Option<String>, Header,
+            description = "When present, it must be the page the token was minted for."),
+    ),
+    request_body = FeedbackRequestDoc,
+    responses(
+        (status = 204, description = "The platform has the rating."),
+        (status = 400, description = "`invalid_request`: the body is malformed, has unknown members or too long a comment."),
+        (status = 401, description = "`invalid_token` or `token_expired`."),
+        (status = 403, description = "`origin_not_allowed`: another page."),
+        (status = 404, description = "`not_found`: not this token's conversation."),
+        (status = 413, description = "`invalid_request`: the body is too large."),
+        (status = 415, description = "`invalid_request`: the body is not declared as JSON."),
+        (status = 500, description = "`internal`: a fault in the BFF."),
+        (status = 502, description = "`upstream_unavailable`: the platform failed or refused the BFF."),
+        (status = 503, description = "`upstream_unavailable`: the platform is unavailable."),
+        (status = 504, description = "`upstream_unavailable`: the platform did not answer in time."),
+    ),
+)]
+async fn give_feedback(
+    State(app): State<AppState>,
+    Authorized(claims): Authorized,
+    RequestOrigin(origin): RequestOrigin,
+    PathParam(id): PathParam<String>,
+    JsonBody(request): JsonBody<FeedbackRequest>,
+) -> Result<StatusCode, AppError> {
+    bound_to(&claims, origin.as_deref(), &id)?;
+    // A blank comment says nothing; sending it as one would only clutter the platform.
+    let comment = request
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|comment| !comment.is_empty());
+    if comment.is_some_and(|comment| comment.chars().count() > MAX_FEEDBACK_COMMENT_CHARS) {
+        return Err(AppError::InvalidRequest(format!(
+            "comment: at most {MAX_FEEDBACK_COMMENT_CHARS} characters"
+        )));
+    }
+    let positive = request.rating == Rating::Up;
+    app.metrics
+        .time(
+            Call::SendFeedback,
+            app.upstream.send_feedback(&id, positive, comment),
+        )
+        .await
+        .map_err(|error| match error {
+            UpstreamError::NotFound => AppError::NotFound,
+            error => error.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses, exactly as a missing conversation, any `id` the token is not bound to, and any
+/// request from another page than the token's: a token reveals nothing about, and can do
+/// nothing to, conversations it is not bound to.
+fn bound_to(claims: &Claims, origin: Option<&str>, id: &str) -> Result<(), AppError> {
+    if claims.scope != Scope::ConversationRead || claims.conversation_id.as_deref() != Some(id) {
+        return Err(AppError::NotFound);
+    }
+    same_origin(origin, claims)
+}
+
+/// The conversation `id` if the token is bound to it (see [`bound_to`]) and it belongs to
+/// the token's agent; a conversation of another agent answers exactly like a missing one.
 async fn own_conversation(
     app: &Shared,
     claims: &Claims,
     origin: Option<&str>,
     id: &str,
 ) -> Result<Conversation, AppError> {
-    if claims.scope != Scope::ConversationRead || claims.conversation_id.as_deref() != Some(id) {
-        return Err(AppError::NotFound);
-    }
-    same_origin(origin, claims)?;
+    bound_to(claims, origin, id)?;
     let conversation = app
         .metrics
         .time(Call::GetConversation, app.upstream.get_conversation(id))

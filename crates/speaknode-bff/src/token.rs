@@ -373,16 +373,24 @@ mod tests {
     }
 
     #[test]
-    fn expired_tokens_are_told_apart_from_invalid_ones() {
+    fn attack_13_expired_tokens_are_told_apart_from_invalid_ones() {
         let issuer = issuer();
         let old = issuer.mint_at(grant(Scope::ConversationStart, None), unix_now() - 400);
         let token = old.expect("mint").token;
         assert!(matches!(issuer.verify(&token), Err(TokenError::Expired)));
     }
 
+    /// The verifier reads the system clock, so skew is played by moving the token's times
+    /// instead: a token 3 s past `exp` is what a verifier whose clock runs 3 s fast sees.
     #[test]
-    fn leeway_is_a_few_seconds_only() {
+    fn attack_14_clock_skew_passes_within_the_leeway_only() {
         let issuer = issuer();
+        let mut early = valid_claims(&issuer);
+        early["nbf"] = json!(unix_now() + 3);
+        let token = sign_raw(&issuer, &issuer.header(), &early);
+        issuer
+            .verify(&token)
+            .expect("nbf 3 s ahead is within the leeway");
         let mut claims = valid_claims(&issuer);
         claims["iat"] = json!(unix_now() - 60);
         claims["nbf"] = json!(unix_now() - 60);
@@ -401,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn a_token_of_another_key_is_refused() {
+    fn attack_12_a_token_of_another_key_or_an_unknown_kid_is_refused() {
         let issuer = issuer();
         let other = self::issuer();
         assert_invalid(&issuer, &start_token(&other), "unknown kid");
@@ -413,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn wrong_issuer_audience_or_type_is_refused() {
+    fn attack_13_wrong_issuer_audience_or_type_is_refused() {
         let issuer = issuer();
         for (member, value) in [
             ("iss", "https://evil.example"),
@@ -443,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn every_claim_is_required() {
+    fn attack_13_every_claim_is_required() {
         let issuer = issuer();
         for member in [
             "iss", "aud", "sub", "agent_id", "origin", "scope", "jti", "iat", "nbf", "exp",
@@ -478,16 +486,21 @@ mod tests {
     }
 
     #[test]
-    fn alg_none_stripped_and_tampered_tokens_are_refused() {
+    fn attack_12_alg_none_stripped_and_tampered_tokens_are_refused() {
         let issuer = issuer();
         let token = start_token(&issuer);
         let mut parts = token.split('.');
         let (header, payload) = (parts.next().expect("h"), parts.next().expect("p"));
-        let none_header = URL_SAFE_NO_PAD.encode(format!(
-            r#"{{"alg":"none","typ":"{TOKEN_TYPE}","kid":"{}"}}"#,
-            issuer.signing.kid
-        ));
-        assert_invalid(&issuer, &format!("{none_header}.{payload}."), "alg none");
+        for alg in ["none", "None", "NONE", "none ", "nOnE"] {
+            let none_header = URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"{alg}","typ":"{TOKEN_TYPE}","kid":"{}"}}"#,
+                issuer.signing.kid
+            ));
+            assert_invalid(&issuer, &format!("{none_header}.{payload}."), alg);
+            let signature = token.rsplit('.').next().expect("signature");
+            let kept = format!("{none_header}.{payload}.{signature}");
+            assert_invalid(&issuer, &kept, "alg none with our signature");
+        }
         assert_invalid(
             &issuer,
             &format!("{header}.{payload}."),
@@ -510,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn hs256_signed_with_the_public_key_is_refused() {
+    fn attack_12_hs256_signed_with_the_public_key_is_refused() {
         // The classic algorithm confusion: an attacker signs HMAC with the public key.
         let issuer = issuer();
         let AlgorithmParameters::OctetKeyPair(okp) = &issuer.signing.jwk.algorithm else {
@@ -522,6 +535,83 @@ mod tests {
         let key = EncodingKey::from_secret(okp.x.as_bytes()).expect("hmac key");
         let token = jsonwebtoken::encode(&header, &valid_claims(&issuer), &key).expect("sign");
         assert_invalid(&issuer, &token, "HS256 with the public key");
+    }
+
+    #[test]
+    fn attack_12_jku_x5u_and_embedded_jwk_headers_are_ignored() {
+        let issuer = issuer();
+        let attacker = self::issuer();
+        // The attacker's own key, offered in every header that could carry it: the verifier
+        // looks keys up in its own set by kid only.
+        let mut header = attacker.header();
+        header.jwk = Some(attacker.signing.jwk.clone());
+        header.jku = Some("https://evil.example/jwks.json".into());
+        header.x5u = Some("https://evil.example/cert.pem".into());
+        let forged = sign_raw(&attacker, &header, &valid_claims(&issuer));
+        assert_invalid(&issuer, &forged, "a key carried in the header");
+        header.kid = Some(issuer.signing.kid.clone());
+        let forged = sign_raw(&attacker, &header, &valid_claims(&issuer));
+        assert_invalid(&issuer, &forged, "our kid, the attacker's embedded key");
+        // The same headers on a token of ours change nothing either way.
+        let mut ours = issuer.header();
+        ours.jwk = header.jwk.clone();
+        ours.jku = header.jku.clone();
+        issuer
+            .verify(&sign_raw(&issuer, &ours, &valid_claims(&issuer)))
+            .expect("the headers are ignored");
+    }
+
+    #[test]
+    fn attack_17_format_abuse_is_refused() {
+        let issuer = issuer();
+        let token = start_token(&issuer);
+        let parts: Vec<&str> = token.split('.').collect();
+        let (header, payload, signature) = (parts[0], parts[1], parts[2]);
+        // Signs exact header and payload bytes with our key, as no JSON encoder would write
+        // them, so only the format can be what refuses the token.
+        let sign_bytes = |header: &str, payload: &str| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
+            let signature = jsonwebtoken::crypto::sign(
+                input.as_bytes(),
+                &issuer.signing.encoding,
+                Algorithm::EdDSA,
+            )
+            .expect("sign");
+            format!("{input}.{signature}")
+        };
+        let claims = valid_claims(&issuer).to_string();
+        let good_header = format!(
+            r#"{{"alg":"EdDSA","typ":"{TOKEN_TYPE}","kid":"{}"}}"#,
+            issuer.signing.kid
+        );
+        issuer
+            .verify(&sign_bytes(&good_header, &claims))
+            .expect("the control verifies");
+        let twice_alg = good_header.replacen('{', r#"{"alg":"HS256","#, 1);
+        let twice_aud = claims.replacen('{', r#"{"aud":"https://evil.example","#, 1);
+        let json_serialised =
+            json!({ "protected": header, "payload": payload, "signature": signature });
+        let padded = format!("{header}.{payload}=.{signature}");
+        let standard_alphabet = format!(
+            "{header}.{}.{signature}",
+            payload.replace('-', "+").replace('_', "/") + "+/"
+        );
+        for (what, abused) in [
+            ("duplicate alg", sign_bytes(&twice_alg, &claims)),
+            ("duplicate aud", sign_bytes(&good_header, &twice_aud)),
+            ("JSON-serialised JWS", json_serialised.to_string()),
+            ("padding", padded),
+            ("standard base64", standard_alphabet),
+            ("four parts", format!("{token}.{signature}")),
+            ("huge", format!("{token}{}", "A".repeat(MAX_TOKEN_LEN))),
+            ("whitespace", format!("{header} .{payload}.{signature}")),
+        ] {
+            assert_invalid(&issuer, &abused, what);
+        }
     }
 
     #[test]

@@ -26,9 +26,12 @@
 //!
 //! The DTOs declare only the members the BFF uses. Phone numbers, tool calls and outputs,
 //! system prompts, LiveKit ids and error messages are therefore never even deserialised,
-//! so no later change in a handler can pass them on to a widget.
+//! so no later change in a handler can pass them on to a widget. The one exception is a web
+//! conversation's LiveKit room, URL and join token, which the dispatch answer may carry:
+//! they reach a widget only as a `VoiceGrant` that `livekit` has checked.
 
 mod credentials;
+mod livekit;
 pub(crate) mod login;
 mod oidc;
 mod token_file;
@@ -40,7 +43,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use speaknode_api::{ConversationStatus, ConversationView, Role, Turn};
+use speaknode_api::{ConversationStatus, ConversationView, Role, Turn, VoiceGrant};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -60,6 +63,9 @@ pub(crate) enum UpstreamError {
     /// No such resource, or one of another space.
     #[error("the platform has no such resource")]
     NotFound,
+    /// The resource is in a state that does not allow the call (409), e.g. it has ended.
+    #[error("the platform refused the call in the resource's current state")]
+    Conflict,
     #[error("the platform is rate limiting the BFF (retry after {retry_after} s)")]
     RateLimited { retry_after: u64 },
     #[error("the platform did not answer in time: {0}")]
@@ -111,6 +117,20 @@ pub(crate) struct Conversation {
     ended_at: Option<String>,
     #[serde(default)]
     history: Option<Vec<HistoryItem>>,
+    #[serde(default)]
+    live_kit_room_name: Option<String>,
+    #[serde(default)]
+    live_kit_url: Option<String>,
+    /// A bearer credential for the room: kept out of `Debug` and out of the logs.
+    #[serde(default)]
+    live_kit_participant_token: Option<SecretString>,
+}
+
+/// Body of `POST /api/v1/conversations/{id}/feedback` (`fixtures/feedback-request.json`).
+#[derive(Debug, Serialize)]
+struct FeedbackBody<'a> {
+    rating: &'static str,
+    comment: Option<&'a str>,
 }
 
 /// The platform's conversation lifecycle; new values read as `Unknown`.
@@ -171,6 +191,38 @@ struct UpstreamProblem {
 }
 
 impl Conversation {
+    /// The LiveKit server and join token of a web conversation, checked against its room
+    /// and the BFF's policy (see `livekit`), or `None` when the platform sent neither.
+    /// Anything doubtful fails the whole call: a widget is better without voice than with a
+    /// token wider than it should be.
+    pub(crate) fn voice(
+        &self,
+        max_ttl_secs: u64,
+        now: u64,
+    ) -> Result<Option<VoiceGrant>, UpstreamError> {
+        let refused = |error: livekit::Refused| UpstreamError::BadGateway(error.to_string());
+        let (url, token) = match (&self.live_kit_url, &self.live_kit_participant_token) {
+            (None, None) => return Ok(None),
+            (Some(url), Some(token)) => (url, token.expose_secret()),
+            _ => {
+                return Err(refused(livekit::Refused(
+                    "a LiveKit URL or token came alone",
+                )));
+            }
+        };
+        let room = self
+            .live_kit_room_name
+            .as_deref()
+            .ok_or(livekit::Refused("a join token came without its room name"))
+            .map_err(refused)?;
+        livekit::check_url(url).map_err(refused)?;
+        livekit::check_join_token(token, room, max_ttl_secs, now).map_err(refused)?;
+        Ok(Some(VoiceGrant {
+            url: url.clone(),
+            token: token.to_owned(),
+        }))
+    }
+
     /// Whether the conversation has ended (Completed or Failed) and can no longer change.
     pub(crate) fn is_final(&self) -> bool {
         matches!(self.status, Some(Status::Completed | Status::Failed))
@@ -233,6 +285,8 @@ pub(crate) struct Upstream {
     http: reqwest::Client,
     api_base: Url,
     credentials: Credentials,
+    /// The longest a LiveKit join token handed to a widget may still be valid.
+    max_voice_token_ttl_secs: u64,
 }
 
 impl Upstream {
@@ -247,6 +301,7 @@ impl Upstream {
             credentials: Credentials::new(config, http.clone()),
             http,
             api_base,
+            max_voice_token_ttl_secs: config.max_voice_token_ttl_secs,
         })
     }
 
@@ -255,16 +310,53 @@ impl Upstream {
         self.call(Method::GET, &["agents", id], None::<&()>).await
     }
 
-    /// `POST /api/v1/conversations/dispatch` with `channel: "Web"`.
-    pub(crate) async fn dispatch_web(&self, agent_id: &str) -> Result<Conversation, UpstreamError> {
+    /// `POST /api/v1/conversations/dispatch` with `channel: "Web"`; with the conversation
+    /// comes its checked LiveKit join offer, if the platform made one.
+    pub(crate) async fn dispatch_web(
+        &self,
+        agent_id: &str,
+    ) -> Result<(Conversation, Option<VoiceGrant>), UpstreamError> {
         let body = DispatchRequest {
             agent_id,
             channel: "Web",
             dynamic_variables: serde_json::Map::new(),
             url_parameters: serde_json::Map::new(),
         };
-        self.call(Method::POST, &["conversations", "dispatch"], Some(&body))
+        let conversation: Conversation = self
+            .call(Method::POST, &["conversations", "dispatch"], Some(&body))
+            .await?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let voice = conversation.voice(self.max_voice_token_ttl_secs, now)?;
+        Ok((conversation, voice))
+    }
+
+    /// `POST /api/v1/conversations/{id}/end`: the visitor hangs up. An ended conversation
+    /// is [`UpstreamError::Conflict`].
+    pub(crate) async fn end_conversation(&self, id: &str) -> Result<Conversation, UpstreamError> {
+        self.call(Method::POST, &["conversations", id, "end"], None::<&()>)
             .await
+    }
+
+    /// `POST /api/v1/conversations/{id}/feedback` with the platform's rating names.
+    pub(crate) async fn send_feedback(
+        &self,
+        id: &str,
+        positive: bool,
+        comment: Option<&str>,
+    ) -> Result<(), UpstreamError> {
+        let body = FeedbackBody {
+            rating: if positive { "Positive" } else { "Negative" },
+            comment,
+        };
+        // The contract answers 204; any JSON a 2xx might carry instead is ignored.
+        let _: serde::de::IgnoredAny = self
+            .call(
+                Method::POST,
+                &["conversations", id, "feedback"],
+                Some(&body),
+            )
+            .await?;
+        Ok(())
     }
 
     /// `GET /api/v1/conversations/{id}`.
@@ -352,11 +444,14 @@ async fn read_json<T: DeserializeOwned>(
     let status = response.status();
     if status.is_success() {
         let body = read_capped(response, what).await?;
-        return serde_json::from_slice(&body)
+        // A 204 has no body; reading it as `null` lets `()`-like targets accept it.
+        let body = if body.is_empty() { &b"null"[..] } else { &body };
+        return serde_json::from_slice(body)
             .map_err(|e| UpstreamError::BadGateway(format!("{what}: unreadable body: {e}")));
     }
     match status {
         StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound),
+        StatusCode::CONFLICT => return Err(UpstreamError::Conflict),
         StatusCode::TOO_MANY_REQUESTS => {
             return Err(UpstreamError::RateLimited {
                 retry_after: retry_after(response.headers()),

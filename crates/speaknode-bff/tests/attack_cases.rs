@@ -1,15 +1,21 @@
-//! Attack cases 4, 5 and 24 of the security research (bff-security.md §6), each test named
-//! after its case: injection in ids, malformed bodies, and CORS.
+//! Attack cases 4, 5, 7, 18 and 24 of the security research (bff-security.md §6), each test
+//! named after its case: injection in ids, malformed bodies, LiveKit join tokens wider than
+//! a widget needs, renewal after the end, and CORS.
 
 mod common;
 
+use axum::Json;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_REQUEST_HEADERS,
     ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ORIGIN, VARY,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use speaknode_api::{WIDGET_HEADER, WIDGET_HEADER_VALUE, paths};
 
 /// Ids that try to step out of their path segment or confuse a comparison.
@@ -168,7 +174,7 @@ async fn attack_05_extra_fields_are_a_400_problem() {
             .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
     }
     let token = stack.mint_token(ORIGIN_A, AGENT_A).await;
-    let start = |body: serde_json::Value| {
+    let start = |body: Value| {
         stack
             .http
             .post(stack.url(paths::CONVERSATIONS))
@@ -282,4 +288,172 @@ async fn attack_24_allow_origin_is_never_a_wildcard_never_with_credentials_and_v
     reply.assert_problem(StatusCode::FORBIDDEN, "origin_not_allowed");
     assert!(reply.headers.get(ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     assert!(varies_by_origin(&reply));
+}
+
+/// The room every conversation of [`livekit_platform`] is in.
+const ROOM: &str = "web-a3bb189e8bf938889912ace4e6543002";
+/// The join token each agent of [`livekit_platform`] is offered, by agent id: one fit for
+/// a widget, and one for each way of being wider than that.
+const JOIN_TOKENS: &[&str] = &[
+    "fit",
+    "wrong-room",
+    "room-admin",
+    "camera",
+    "long-lived",
+    "expired",
+    "hs512",
+    "unsigned",
+];
+
+/// A LiveKit join token of `kind` (see [`JOIN_TOKENS`]), signed as LiveKit's server SDKs
+/// sign, with an API secret the BFF never sees.
+fn join_token(kind: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut claims = json!({
+        "iss": "APIkey", "sub": "w_visitor", "nbf": now, "exp": now + 120,
+        "video": {
+            "room": ROOM, "roomJoin": true, "canPublish": true, "canSubscribe": true,
+            "canPublishData": true, "canPublishSources": ["microphone"],
+        },
+    });
+    let mut alg = Algorithm::HS256;
+    match kind {
+        "wrong-room" => claims["video"]["room"] = json!("web-someone-else"),
+        "room-admin" => claims["video"]["roomAdmin"] = json!(true),
+        "camera" => claims["video"]["canPublishSources"] = json!(["microphone", "camera"]),
+        "long-lived" => claims["exp"] = json!(now + 3600),
+        "expired" => claims["exp"] = json!(now - 60),
+        "hs512" => alg = Algorithm::HS512,
+        "unsigned" => {
+            let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+            return format!("{}.{}.", encode(&json!({ "alg": "none" })), encode(&claims));
+        }
+        _ => {}
+    }
+    let key = EncodingKey::from_secret(b"livekit-api-secret").expect("an HMAC key");
+    jsonwebtoken::encode(&Header::new(alg), &claims, &key).expect("sign")
+}
+
+/// A platform whose identity works and whose dispatch answers offer the join token named
+/// by the agent id, as the platform will once its LiveKit seam is live.
+async fn livekit_platform() -> String {
+    let (listener, base) = bind().await;
+    let issuer = format!("{base}/realms/speaknode");
+    let discovery = json!({ "issuer": issuer, "token_endpoint": format!("{issuer}/token") });
+    let app = axum::Router::new()
+        .route(
+            "/realms/speaknode/.well-known/openid-configuration",
+            get(move || std::future::ready(Json(discovery.clone()))),
+        )
+        .route(
+            "/realms/speaknode/token",
+            post(|| async {
+                Json(json!({ "access_token": "opaque-platform-token-5e6f",
+                    "token_type": "Bearer", "expires_in": 300 }))
+            }),
+        )
+        .route(
+            "/api/v1/agents/{id}",
+            get(|| async { Json(json!({ "title": "Lena" })) }),
+        )
+        .route(
+            "/api/v1/conversations/dispatch",
+            post(|Json(body): Json<Value>| async move {
+                let mut conversation: Value = serde_json::from_str(include_str!(
+                    "../../speaknode-sandbox/contract/fixtures/conversation-pending.json"
+                ))
+                .expect("the fixture is JSON");
+                let agent = body["agent_id"].as_str().unwrap_or_default();
+                conversation["agent_id"] = json!(agent);
+                conversation["live_kit_room_name"] = json!(ROOM);
+                conversation["live_kit_url"] = json!("wss://livekit.speaknode.example");
+                conversation["live_kit_participant_token"] = json!(join_token(agent));
+                (StatusCode::CREATED, Json(conversation))
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("fake platform") });
+    base
+}
+
+#[tokio::test]
+async fn attack_07_a_livekit_join_token_wider_than_a_widget_needs_fails_closed() {
+    let platform = livekit_platform().await;
+    let stack = Stack::start_with(|config| {
+        config.upstream.issuer = format!("{platform}/realms/speaknode");
+        config.upstream.api_base = platform.clone();
+        config.upstream.max_voice_token_ttl_secs = 600;
+        config.agents = JOIN_TOKENS
+            .iter()
+            .map(|id| speaknode_bff::AgentPolicy {
+                id: (*id).into(),
+                allowed_origins: vec![ORIGIN_A.into()],
+            })
+            .collect();
+    })
+    .await;
+    // The control: a fit token is passed on, with its server.
+    let token = stack.mint_token(ORIGIN_A, "fit").await;
+    let started = stack.start_conversation(&token, Some(ORIGIN_A)).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    let voice = &started.json()["voice"];
+    assert_eq!(voice["url"], "wss://livekit.speaknode.example");
+    let payload = voice["token"]
+        .as_str()
+        .and_then(|jwt| jwt.split('.').nth(1))
+        .expect("a JWT");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("json");
+    assert_eq!(claims["video"]["room"], ROOM);
+
+    for kind in JOIN_TOKENS.iter().filter(|kind| **kind != "fit") {
+        let token = stack.mint_token(ORIGIN_A, kind).await;
+        let reply = stack.start_conversation(&token, Some(ORIGIN_A)).await;
+        reply.assert_problem(StatusCode::BAD_GATEWAY, "upstream_unavailable");
+        assert!(
+            !reply.body.contains("eyJ") && !reply.body.contains("livekit"),
+            "{kind}: {reply:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn attack_18_an_ended_conversation_renews_no_token() {
+    let stack = Stack::start().await;
+    let minting = stack.mint_token(ORIGIN_A, AGENT_A).await;
+    let started = stack.start_conversation(&minting, Some(ORIGIN_A)).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    let body = started.json();
+    assert!(
+        body.get("voice").is_none(),
+        "the sandbox offers no voice: {body}"
+    );
+    let id = body["conversation"]["id"].as_str().expect("an id");
+    let token = body["token"].as_str().expect("a token");
+    let renewed = stack.renew_token(token, id, Some(ORIGIN_A)).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{renewed:?}");
+
+    let ended = stack.end_conversation(token, id, Some(ORIGIN_A)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{ended:?}");
+    let fresh = renewed.json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    for token in [token, fresh.as_str()] {
+        stack
+            .renew_token(token, id, Some(ORIGIN_A))
+            .await
+            .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    }
+
+    // However it ended: the platform's own end (the agent hung up) stops renewal too.
+    let (id, token) = stack.started(ORIGIN_A, AGENT_A).await;
+    assert!(
+        stack
+            .platform
+            .complete_conversation(id.parse().expect("a UUID"))
+    );
+    stack
+        .renew_token(&token, &id, Some(ORIGIN_A))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 }

@@ -17,6 +17,8 @@ fn served_routes() -> BTreeSet<(String, String)> {
         ("post", paths::CONVERSATIONS.to_owned()),
         ("get", paths::conversation("{id}")),
         ("post", paths::conversation_token("{id}")),
+        ("post", paths::conversation_end("{id}")),
+        ("post", paths::conversation_feedback("{id}")),
         ("get", "/.well-known/jwks.json".to_owned()),
         ("get", "/healthz".to_owned()),
         ("get", "/readyz".to_owned()),
@@ -74,6 +76,8 @@ async fn the_openapi_document_parses_and_lists_every_route_the_router_serves() {
         ("post", paths::CONVERSATIONS.to_owned()),
         ("get", paths::conversation("{id}")),
         ("post", paths::conversation_token("{id}")),
+        ("post", paths::conversation_end("{id}")),
+        ("post", paths::conversation_feedback("{id}")),
     ] {
         let security = operation(method, &path)["security"].to_string();
         assert!(

@@ -252,7 +252,7 @@ fn start_claims(stack: &Stack) -> Value {
 }
 
 #[tokio::test]
-async fn forged_and_stale_tokens_are_refused() {
+async fn attack_13_forged_and_stale_tokens_are_refused_by_the_api() {
     let stack = Stack::start().await;
     let header = widget_header(&stack).await;
     let start = |token: String| {
@@ -354,7 +354,7 @@ async fn forged_and_stale_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn a_platform_access_token_is_no_widget_token() {
+async fn attack_13_a_platform_access_token_is_no_widget_token() {
     let stack = Stack::start().await;
     let platform_token = platform_access_token(&stack).await;
     let reply = stack
@@ -595,7 +595,7 @@ async fn failing_platform() -> String {
 }
 
 #[tokio::test]
-async fn platform_failures_become_gateway_problems_without_detail() {
+async fn attack_09_platform_failures_become_gateway_problems_without_detail() {
     let platform = failing_platform().await;
     let stack = Stack::start_with(|config| {
         config.upstream.issuer = format!("{platform}/realms/speaknode");
@@ -693,4 +693,118 @@ async fn a_running_conversation_renews_its_token_only_for_its_own_page() {
         .renew_token("not-a-token", &id_a, Some(ORIGIN_A))
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_visitor_ends_the_conversation_and_rates_it() {
+    let stack = Stack::start().await;
+    let (id, token) = stack.started(ORIGIN_A, AGENT_A).await;
+    let ended = stack.end_conversation(&token, &id, Some(ORIGIN_A)).await;
+    assert_eq!(ended.status, StatusCode::OK, "{ended:?}");
+    let view: speaknode_api::ConversationView =
+        serde_json::from_str(&ended.body).expect("a conversation view");
+    assert_eq!(view.id, id);
+    assert_eq!(view.status, speaknode_api::ConversationStatus::Completed);
+    assert!(view.ended_at.is_some());
+    // Ending twice is refused and changes nothing; reading shows the final state.
+    stack
+        .end_conversation(&token, &id, Some(ORIGIN_A))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "conversation_ended");
+    let read = stack.read_conversation(&token, &id).await;
+    assert_eq!(read.json()["ended_at"], ended.json()["ended_at"]);
+
+    // Feedback after the end is the usual case; the comment arrives trimmed.
+    let uuid: uuid::Uuid = id.parse().expect("a UUID");
+    let rated = stack
+        .give_feedback(
+            &token,
+            &id,
+            json!({ "rating": "up", "comment": "  Quick and kind. " }),
+        )
+        .await;
+    assert_eq!(rated.status, StatusCode::NO_CONTENT, "{rated:?}");
+    assert!(rated.body.is_empty());
+    let positive = speaknode_sandbox::Feedback {
+        rating: speaknode_sandbox::FeedbackRating::Positive,
+        comment: Some("Quick and kind.".into()),
+    };
+    assert_eq!(stack.platform.feedback(uuid), Some(positive));
+    for body in [
+        json!({ "rating": "down" }),
+        json!({ "rating": "down", "comment": "  " }),
+    ] {
+        let rated = stack.give_feedback(&token, &id, body).await;
+        assert_eq!(rated.status, StatusCode::NO_CONTENT, "{rated:?}");
+        let negative = speaknode_sandbox::Feedback {
+            rating: speaknode_sandbox::FeedbackRating::Negative,
+            comment: None,
+        };
+        assert_eq!(stack.platform.feedback(uuid), Some(negative));
+    }
+}
+
+#[tokio::test]
+async fn ending_and_rating_take_only_the_conversations_own_token_from_its_page() {
+    let stack = Stack::start().await;
+    let (id_a, read_a) = stack.started(ORIGIN_A, AGENT_A).await;
+    let (id_b, read_b) = stack.started(ORIGIN_B, AGENT_B).await;
+    let minting = stack.mint_token(ORIGIN_A, AGENT_A).await;
+    let rating = || Some(json!({ "rating": "down" }));
+    for (token, id) in [(&minting, &id_a), (&read_b, &id_a), (&read_a, &id_b)] {
+        for path in [
+            paths::conversation_end(id),
+            paths::conversation_feedback(id),
+        ] {
+            stack
+                .conversation_action(&path, token, Some(ORIGIN_A), rating())
+                .await
+                .assert_problem(StatusCode::NOT_FOUND, "not_found");
+        }
+    }
+    for path in [
+        paths::conversation_end(&id_a),
+        paths::conversation_feedback(&id_a),
+    ] {
+        stack
+            .conversation_action(&path, &read_a, Some(ORIGIN_B), rating())
+            .await
+            .assert_problem(StatusCode::FORBIDDEN, "origin_not_allowed");
+        stack
+            .conversation_action(&path, "not-a-token", Some(ORIGIN_A), rating())
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
+    }
+    // Nothing above reached the conversations.
+    for (token, id) in [(&read_a, &id_a), (&read_b, &id_b)] {
+        let read = stack.read_conversation(token, id).await;
+        assert_eq!(read.json()["ended_at"], Value::Null, "{read:?}");
+        assert_eq!(stack.platform.feedback(id.parse().expect("a UUID")), None);
+    }
+}
+
+#[tokio::test]
+async fn bad_feedback_is_a_400_problem_and_never_reaches_the_platform() {
+    let stack = Stack::start().await;
+    let (id, token) = stack.started(ORIGIN_A, AGENT_A).await;
+    for body in [
+        json!({}),
+        json!({ "rating": "Up" }),
+        json!({ "rating": "Positive" }),
+        json!({ "rating": 1 }),
+        json!({ "rating": "up", "stars": 5 }),
+        json!({ "rating": "up", "comment": 42 }),
+        json!({ "rating": "up", "comment": "x".repeat(1001) }),
+        json!(["up"]),
+    ] {
+        stack
+            .give_feedback(&token, &id, body.clone())
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    assert_eq!(stack.platform.feedback(id.parse().expect("a UUID")), None);
+    // The limit counts characters, not bytes: 1000 two-byte characters pass.
+    let longest = json!({ "rating": "up", "comment": "é".repeat(1000) });
+    let rated = stack.give_feedback(&token, &id, longest).await;
+    assert_eq!(rated.status, StatusCode::NO_CONTENT, "{rated:?}");
 }

@@ -20,8 +20,13 @@ use crate::{
     catalog::{PhoneNumber, Tool},
     error::Error,
     listing::{ListQuery, Listed, Page},
-    model::{Agent, Channel, Conversation, Status, Timestamp, is_e164},
+    model::{
+        Agent, Channel, Conversation, Feedback, FeedbackRating, Outcome, Status, Timestamp, is_e164,
+    },
 };
+
+/// The longest feedback comment, in UTF-16 code units as .NET's `[MaxLength]` counts them.
+const MAX_COMMENT_LENGTH: usize = 2000;
 
 /// The caller id the sandbox's phone conversations come from: Twilio's test number
 /// for a valid sender, so nothing mistakes it for a real line.
@@ -35,6 +40,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/conversations", get(list_conversations))
         .route("/conversations/dispatch", post(dispatch))
         .route("/conversations/{id}", get(get_conversation))
+        .route("/conversations/{id}/end", post(end_conversation))
+        .route("/conversations/{id}/feedback", post(give_feedback))
         .route("/tools", get(list_tools))
         .route("/phone-numbers", get(list_phone_numbers))
 }
@@ -123,6 +130,96 @@ async fn get_conversation(
         .and_then(|uuid| state.0.store.conversation(caller.space_id, uuid))
         .map(|conversation| Json(conversation.seen_at(Timestamp::now())))
         .ok_or_else(|| Error::NotFound(format!("Conversation '{id}' was not found.")))
+}
+
+/// `POST /api/v1/conversations/{id}/end`: the caller hangs up. `200` with the conversation
+/// `Completed`; `409` if it had already ended.
+async fn end_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Conversation>, Error> {
+    let not_found = || Error::NotFound(format!("Conversation '{id}' was not found."));
+    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let now = Timestamp::now();
+    let ended = state
+        .0
+        .store
+        .update_conversation(caller.space_id, uuid, |conversation| {
+            if conversation.end(Outcome::Completed, now) {
+                Ok(conversation.clone())
+            } else {
+                Err(conversation.status)
+            }
+        })
+        .ok_or_else(not_found)?
+        .map_err(|status| {
+            Error::Conflict(format!(
+                "The conversation has already ended ({}).",
+                status.name()
+            ))
+        })?;
+    tracing::info!(%uuid, "conversation ended by the caller");
+    Ok(Json(ended.seen_at(now)))
+}
+
+/// `POST /api/v1/conversations/{id}/feedback`: the caller rates a conversation, in any
+/// status; a later rating replaces an earlier one. `204`.
+async fn give_feedback(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, Error> {
+    let not_found = || Error::NotFound(format!("Conversation '{id}' was not found."));
+    // As in ASP.NET: the route's `{id:guid}` constraint first, then model binding and
+    // validation of the body, and only then the action's look-up.
+    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let feedback = parse_feedback(&json_body(&headers, body)?)?;
+    if !state.0.store.set_feedback(caller.space_id, uuid, feedback) {
+        return Err(not_found());
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks a feedback body, every member at once, as [`DispatchRequest::parse`] does.
+fn parse_feedback(body: &Value) -> Result<Feedback, Error> {
+    let Some(fields) = body.as_object() else {
+        return Err(Error::BadRequest(
+            "The request body must be a JSON object.".into(),
+        ));
+    };
+    let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let rating = match fields.get("rating").filter(|v| !v.is_null()) {
+        None => Err("The rating field is required."),
+        Some(value) => match value.as_str() {
+            Some("Positive") => Ok(FeedbackRating::Positive),
+            Some("Negative") => Ok(FeedbackRating::Negative),
+            _ => Err("The rating field must be 'Positive' or 'Negative'."),
+        },
+    };
+    let comment = match fields.get("comment").filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(Value::String(text)) if text.encode_utf16().count() <= MAX_COMMENT_LENGTH => {
+            Ok(Some(text.clone()))
+        }
+        Some(Value::String(_)) => Err(format!(
+            "The field comment must be a string or array type with a maximum length of \
+             '{MAX_COMMENT_LENGTH}'."
+        )),
+        Some(_) => Err("The comment field must be a string.".to_owned()),
+    };
+    if let Err(message) = &rating {
+        errors.insert("rating".into(), vec![(*message).to_owned()]);
+    }
+    if let Err(message) = &comment {
+        errors.insert("comment".into(), vec![message.clone()]);
+    }
+    match (rating, comment) {
+        (Ok(rating), Ok(comment)) => Ok(Feedback { rating, comment }),
+        _ => Err(Error::Validation(errors)),
+    }
 }
 
 async fn dispatch(
@@ -426,6 +523,40 @@ mod tests {
             DispatchRequest::parse(&json!([])),
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn feedback_is_checked_member_by_member() -> Result<(), Error> {
+        let fixture: Value =
+            serde_json::from_str(include_str!("../contract/fixtures/feedback-request.json"))
+                .map_err(|e| Error::BadRequest(e.to_string()))?;
+        let feedback = parse_feedback(&fixture)?;
+        assert_eq!(feedback.rating, FeedbackRating::Negative);
+        let bare = parse_feedback(&json!({ "rating": "Positive", "comment": null }))?;
+        assert_eq!(bare.comment, None);
+        // 2000 UTF-16 units pass even when they are 1000 astral characters.
+        let longest = "😀".repeat(1000);
+        parse_feedback(&json!({ "rating": "Positive", "comment": longest }))?;
+        let bad = |body: Value| match parse_feedback(&body) {
+            Err(Error::Validation(errors)) => errors.into_keys().collect::<Vec<_>>(),
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        assert_eq!(bad(json!({})), ["rating"]);
+        assert_eq!(bad(json!({ "rating": "positive" })), ["rating"]);
+        let long = "a".repeat(2001);
+        assert_eq!(
+            bad(json!({ "rating": 1, "comment": long })),
+            ["comment", "rating"]
+        );
+        assert_eq!(
+            bad(json!({ "rating": "Negative", "comment": 5 })),
+            ["comment"]
+        );
+        assert!(matches!(
+            parse_feedback(&json!("Positive")),
+            Err(Error::BadRequest(_))
+        ));
+        Ok(())
     }
 
     #[test]

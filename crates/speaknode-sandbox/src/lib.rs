@@ -47,6 +47,7 @@ pub use config::{
     WebhookDelivery, WebhookEvent,
 };
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
+pub use model::{Feedback, FeedbackRating};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
 
@@ -162,6 +163,13 @@ impl AppState {
     /// already ended. Hub clients and webhooks hear of it like of any other step.
     pub fn complete_conversation(&self, id: Uuid) -> bool {
         self.end_conversation(id, Outcome::Completed)
+    }
+
+    /// The feedback last given on conversation `id` (`POST
+    /// /api/v1/conversations/{id}/feedback`), for tests: the platform shows it only in its
+    /// UI, and the contract's conversation object has no member for it.
+    pub fn feedback(&self, id: Uuid) -> Option<Feedback> {
+        self.0.store.feedback(id)
     }
 
     /// Ends conversation `id` as `Failed` now, with `error_message`; otherwise like

@@ -205,6 +205,22 @@ impl Conversation {
     }
 }
 
+/// A caller's rating of a conversation, as `POST /api/v1/conversations/{id}/feedback` took
+/// it. Kept beside the conversation, not in its wire shape: the contract's conversation
+/// object has no feedback member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    pub rating: FeedbackRating,
+    pub comment: Option<String>,
+}
+
+/// Thumbs up or down; `"Positive"` or `"Negative"` on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedbackRating {
+    Positive,
+    Negative,
+}
+
 /// Who produced a transcript turn. The contract also has `Tool`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub(crate) enum Role {

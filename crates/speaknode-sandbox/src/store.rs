@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::{
     config::AgentConfig,
     events::EventBus,
-    model::{Agent, Conversation, Timestamp},
+    model::{Agent, Conversation, Feedback, Timestamp},
 };
 
 #[derive(Clone, Default)]
@@ -31,6 +31,8 @@ pub(crate) struct Store {
 struct Space {
     agents: HashMap<Uuid, Agent>,
     conversations: HashMap<Uuid, Conversation>,
+    /// The latest feedback per conversation; a conversation has at most one.
+    feedback: HashMap<Uuid, Feedback>,
 }
 
 impl Store {
@@ -144,6 +146,30 @@ impl Store {
             let space = spaces.entry(space).or_default();
             space.conversations.insert(conversation.id, conversation);
         });
+    }
+
+    /// Records `feedback` on a conversation of `space`, replacing any earlier one; `false`
+    /// if there is no such conversation.
+    pub(crate) fn set_feedback(&self, space: Uuid, id: Uuid, feedback: Feedback) -> bool {
+        self.write(|spaces| {
+            let Some(space) = spaces.get_mut(&space) else {
+                return false;
+            };
+            if !space.conversations.contains_key(&id) {
+                return false;
+            }
+            space.feedback.insert(id, feedback);
+            true
+        })
+    }
+
+    /// The feedback recorded on a conversation, whatever its space.
+    pub(crate) fn feedback(&self, id: Uuid) -> Option<Feedback> {
+        self.read(|spaces| {
+            spaces
+                .values()
+                .find_map(|space| space.feedback.get(&id).cloned())
+        })
     }
 
     /// Applies `change` to a conversation in place; `None` if there is no such conversation.

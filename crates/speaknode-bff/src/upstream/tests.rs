@@ -619,3 +619,30 @@ fn upstream_config() -> UpstreamConfig {
         ..UpstreamConfig::default()
     }
 }
+
+#[test]
+fn attack_07_a_half_or_roomless_livekit_offer_is_refused_and_none_is_no_voice() {
+    let offer = |url: Value, token: Value, room: Value| {
+        let mut value: Value =
+            serde_json::from_str(fixture!("conversation-pending.json")).expect("json");
+        value["live_kit_url"] = url;
+        value["live_kit_participant_token"] = token;
+        value["live_kit_room_name"] = room;
+        conversation(&value.to_string()).voice(600, 1_800_000_000)
+    };
+    let (url, token, room) = (json!("wss://lk.example"), json!("a.b.c"), json!("web-x"));
+    assert_eq!(
+        offer(Value::Null, Value::Null, room.clone()).ok(),
+        Some(None)
+    );
+    for (url, token, room) in [
+        (url.clone(), Value::Null, room.clone()),
+        (Value::Null, token.clone(), room),
+        (url, token, Value::Null),
+    ] {
+        assert!(
+            matches!(offer(url, token, room), Err(UpstreamError::BadGateway(_))),
+            "refused"
+        );
+    }
+}

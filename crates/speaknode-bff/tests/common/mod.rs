@@ -44,6 +44,8 @@ pub struct Stack {
     pub issuer: String,
     pub http: reqwest::Client,
     pub key: TestKey,
+    /// The sandbox's state, to look at what reached the platform (feedback).
+    pub platform: speaknode_sandbox::AppState,
     _stop: Vec<oneshot::Sender<()>>,
 }
 
@@ -180,11 +182,14 @@ impl Stack {
         let (listener, sandbox) = bind().await;
         let (tx, rx) = oneshot::channel();
         stop.push(tx);
+        let platform =
+            speaknode_sandbox::AppState::new(sandbox_config(), &sandbox).expect("sandbox state");
+        let state = platform.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            speaknode_sandbox::serve(listener, sandbox_config(), shutdown)
+            speaknode_sandbox::serve_state(listener, state, shutdown)
                 .await
                 .expect("sandbox");
         });
@@ -198,6 +203,7 @@ impl Stack {
             sandbox,
             http: client(),
             key,
+            platform,
             _stop: stop,
         }
     }
@@ -286,6 +292,41 @@ impl Stack {
             request = request.header(ORIGIN, origin);
         }
         self.send(request).await
+    }
+
+    /// `POST` to a route of the conversation `id` with its bound `token`, from `origin`.
+    pub async fn conversation_action(
+        &self,
+        path: &str,
+        token: &str,
+        origin: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .post(self.url(path))
+            .header(WIDGET_HEADER, WIDGET_HEADER_VALUE)
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Ends conversation `id` from `origin`.
+    pub async fn end_conversation(&self, token: &str, id: &str, origin: Option<&str>) -> Reply {
+        self.conversation_action(&paths::conversation_end(id), token, origin, None)
+            .await
+    }
+
+    /// Rates conversation `id` from its page with `body`.
+    pub async fn give_feedback(&self, token: &str, id: &str, body: Value) -> Reply {
+        let path = paths::conversation_feedback(id);
+        self.conversation_action(&path, token, Some(ORIGIN_A), Some(body))
+            .await
     }
 
     /// Mints and starts; returns the conversation id and the token bound to it.

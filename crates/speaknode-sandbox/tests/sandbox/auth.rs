@@ -30,6 +30,16 @@ fn routes() -> Vec<(Method, String, Option<Value>)> {
             format!("/api/v1/conversations/{}", Uuid::new_v4()),
             None,
         ),
+        (
+            Method::POST,
+            format!("/api/v1/conversations/{}/end", Uuid::new_v4()),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/conversations/{}/feedback", Uuid::new_v4()),
+            Some(json!({ "rating": "Positive" })),
+        ),
     ]
 }
 
