@@ -29,10 +29,12 @@
 //! so no later change in a handler can pass them on to a widget.
 
 mod credentials;
+pub(crate) mod hub;
 pub(crate) mod login;
 mod oidc;
 mod token_file;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
@@ -46,6 +48,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpstreamConfig;
 use crate::upstream::credentials::Credentials;
+use crate::upstream::hub::Hub;
 
 /// The most of a platform response body the BFF reads; real ones are a few KiB.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -232,7 +235,9 @@ impl Conversation {
 pub(crate) struct Upstream {
     http: reqwest::Client,
     api_base: Url,
-    credentials: Credentials,
+    /// Shared with the hub client, which authenticates with the same token.
+    credentials: Arc<Credentials>,
+    hub: Hub,
 }
 
 impl Upstream {
@@ -243,8 +248,10 @@ impl Upstream {
             !api_base.cannot_be_a_base(),
             "upstream.api_base cannot hold paths"
         );
+        let credentials = Arc::new(Credentials::new(config, http.clone()));
         Ok(Self {
-            credentials: Credentials::new(config, http.clone()),
+            hub: Hub::new(http.clone(), &api_base, Arc::clone(&credentials))?,
+            credentials,
             http,
             api_base,
         })
@@ -265,6 +272,11 @@ impl Upstream {
         };
         self.call(Method::POST, &["conversations", "dispatch"], Some(&body))
             .await
+    }
+
+    /// The platform's notification hub, shared by every event stream.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// `GET /api/v1/conversations/{id}`.
