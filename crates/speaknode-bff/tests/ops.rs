@@ -17,6 +17,7 @@ fn served_routes() -> BTreeSet<(String, String)> {
         ("post", paths::CONVERSATIONS.to_owned()),
         ("get", paths::conversation("{id}")),
         ("post", paths::conversation_token("{id}")),
+        ("get", paths::conversation_events("{id}")),
         ("get", "/.well-known/jwks.json".to_owned()),
         ("get", "/healthz".to_owned()),
         ("get", "/readyz".to_owned()),
@@ -74,6 +75,7 @@ async fn the_openapi_document_parses_and_lists_every_route_the_router_serves() {
         ("post", paths::CONVERSATIONS.to_owned()),
         ("get", paths::conversation("{id}")),
         ("post", paths::conversation_token("{id}")),
+        ("get", paths::conversation_events("{id}")),
     ] {
         let security = operation(method, &path)["security"].to_string();
         assert!(
