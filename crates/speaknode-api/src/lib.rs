@@ -30,6 +30,11 @@ pub mod paths {
     pub fn conversation_feedback(id: &str) -> String {
         format!("{CONVERSATIONS}/{id}/feedback")
     }
+    /// `GET /v1/conversations/{id}/events`: the conversation as a stream of server-sent
+    /// events ([`crate::ConversationEvent`]).
+    pub fn conversation_events(id: &str) -> String {
+        format!("{CONVERSATIONS}/{id}/events")
+    }
 }
 
 /// The header every widget request carries. A custom header turns a cross-origin call into
@@ -178,6 +183,50 @@ pub struct Turn {
 pub enum Role {
     Agent,
     User,
+    #[serde(other)]
+    Unknown,
+}
+
+/// One server-sent event of `GET /v1/conversations/{id}/events`: the SSE `event:` field is
+/// the tag (`conversation` or `end`), its `data:` the content as JSON. Serialised as a
+/// whole, it reads `{"event": "conversation", "data": {…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum ConversationEvent {
+    /// The whole conversation as a visitor may see it, sent first and after every change:
+    /// a widget replaces what it shows, so a missed event never leaves it wrong.
+    Conversation(ConversationView),
+    /// The last event before the BFF closes the stream. A browser's `EventSource` would
+    /// reconnect after a close, so the widget must `close()` it on this event.
+    End(StreamEnd),
+}
+
+impl ConversationEvent {
+    /// The SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Conversation(_) => "conversation",
+            Self::End(_) => "end",
+        }
+    }
+}
+
+/// Why an event stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEnd {
+    pub reason: EndReason,
+}
+
+/// Why an event stream ends, and what the widget does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The conversation is over (`Completed` or `Failed`); nothing more will come.
+    ConversationEnded,
+    /// The stream's token has expired: renew it and open a new stream.
+    TokenExpired,
+    /// The BFF is shutting down: open a new stream after a moment (another replica).
+    ShuttingDown,
     #[serde(other)]
     Unknown,
 }
@@ -348,6 +397,19 @@ mod tests {
         assert!(value.get("voice").is_none());
         let back: StartedConversation = serde_json::from_value(value).expect("old shape parses");
         assert_eq!(back, started);
+    }
+
+    #[test]
+    fn conversation_events_carry_their_sse_name_as_tag() {
+        let end = ConversationEvent::End(StreamEnd {
+            reason: EndReason::TokenExpired,
+        });
+        let value = serde_json::to_value(&end).expect("events serialise");
+        assert_eq!(value["event"], end.name());
+        assert_eq!(value["data"]["reason"], "token_expired");
+        let later: StreamEnd =
+            serde_json::from_str(r#"{"reason":"moved"}"#).expect("new reasons parse");
+        assert_eq!(later.reason, EndReason::Unknown);
     }
 
     #[test]

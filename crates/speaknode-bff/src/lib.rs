@@ -9,6 +9,7 @@
 //! - `upstream`: the platform client, the only code that knows the platform's wire format.
 //! - `token`: minting and verifying widget tokens.
 //! - `routes`: the widget API's handlers; `error`: its one error type.
+//! - `events`: the conversation event stream (server-sent events fed by the hub).
 //! - `limits`: rate limits on minting; `metrics`: Prometheus metrics; `openapi`: the API's
 //!   OpenAPI document.
 //!
@@ -18,6 +19,7 @@
 
 mod config;
 mod error;
+mod events;
 mod limits;
 mod metrics;
 mod openapi;
@@ -41,6 +43,7 @@ use axum::http::header::{
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -75,6 +78,11 @@ const MAX_REQUEST_ID_LEN: usize = 64;
 /// Builds the BFF's HTTP application. `config.public_url` must be set: it is the issuer
 /// and audience of widget tokens.
 pub fn router(config: Config) -> anyhow::Result<Router> {
+    app(config).map(|(router, _)| router)
+}
+
+/// The router, and the token that ends its event streams when cancelled.
+fn app(config: Config) -> anyhow::Result<(Router, CancellationToken)> {
     config.validate()?;
     let public_base = config
         .public_base()
@@ -95,6 +103,7 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
     // Each upstream hop (discovery, token, call, one retry) has its own timeout; this
     // deadline only cuts off a request whose hops add up to far more than one.
     let deadline = Duration::from_millis(config.upstream.timeout_ms.saturating_mul(3));
+    let closing = CancellationToken::new();
     let state = Arc::new(Shared {
         tokens,
         upstream,
@@ -102,6 +111,7 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
         limits,
         metrics: metrics.clone(),
         openapi,
+        closing: closing.clone(),
     });
     let layers = ServiceBuilder::new()
         // Marked headers print as "Sensitive" wherever a layer or a log line shows them.
@@ -152,7 +162,16 @@ pub fn router(config: Config) -> anyhow::Result<Router> {
     let router = routes
         .fallback(|| async { AppError::NotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed });
-    Ok(router.layer(layers).with_state(state))
+    Ok((router.layer(layers).with_state(state), closing))
+}
+
+/// The BFF's log filter: `directives` (`RUST_LOG` syntax), except that tungstenite's
+/// client handshake never logs at trace level, where it prints the hub upgrade request
+/// with its `Authorization` header, the platform access token.
+pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
+    // A later directive for the same target replaces an earlier one, so this one holds
+    // even when `directives` names that target.
+    tracing_subscriber::EnvFilter::new(format!("{directives},tungstenite::handshake::client=debug"))
 }
 
 /// Keeps a client's `x-request-id` only if it is short and plain, so it can go into log
@@ -221,7 +240,7 @@ pub async fn serve(
     if config.public_url.is_none() {
         config.public_url = Some(format!("http://{}", listener.local_addr()?));
     }
-    let app = router(config)?;
+    let (app, closing) = app(config)?;
     let (draining, drain_started) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(
         listener,
@@ -229,6 +248,8 @@ pub async fn serve(
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        // Event streams never end by themselves; told now, they close within the drain.
+        closing.cancel();
         let _ = draining.send(());
     });
     tokio::select! {

@@ -38,9 +38,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     // Logs go to stderr: stdout carries only the line scripts wait for.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(speaknode_bff::log_filter(
+            &std::env::var(EnvFilter::DEFAULT_ENV).unwrap_or_else(|_| "info".into()),
+        ))
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();

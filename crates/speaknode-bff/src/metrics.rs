@@ -42,6 +42,14 @@ impl Call {
     }
 }
 
+/// What the notification hub client counts itself, read at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HubStats {
+    /// Connection attempts (each begins with a negotiation).
+    pub negotiations: u64,
+    pub connected: bool,
+}
+
 /// The metrics of one BFF. Clones share the same series.
 #[derive(Clone)]
 pub(crate) struct Metrics {
@@ -50,8 +58,7 @@ pub(crate) struct Metrics {
     refusals: IntCounterVec,
     rate_limited: IntCounterVec,
     upstream_seconds: HistogramVec,
-    /// Open server-sent event streams; no route streams yet, so it stays 0 until one does.
-    #[allow(dead_code)] // Until the event stream route increments it.
+    /// Open server-sent event streams (`events::OpenStream` counts them).
     pub(crate) event_streams: IntGauge,
 }
 
@@ -130,14 +137,26 @@ impl Metrics {
 
     /// The text exposition. `token_fetches` is read from the platform client at scrape time,
     /// since that client keeps the count itself.
-    pub(crate) fn render(&self, token_fetches: u64) -> anyhow::Result<String> {
+    pub(crate) fn render(&self, token_fetches: u64, hub: HubStats) -> anyhow::Result<String> {
         let fetches = IntCounter::new(
             "speaknode_bff_upstream_token_fetches_total",
             "Attempts to fetch a platform access token, successful or not.",
         )?;
         fetches.inc_by(token_fetches);
+        let negotiations = IntCounter::new(
+            "speaknode_bff_hub_connection_attempts_total",
+            "Attempts to connect to the platform's notification hub (negotiations).",
+        )?;
+        negotiations.inc_by(hub.negotiations);
+        let connected = IntGauge::new(
+            "speaknode_bff_hub_connected",
+            "1 while the connection to the platform's notification hub is open.",
+        )?;
+        connected.set(i64::from(hub.connected));
         let mut families = self.registry.gather();
         families.extend(fetches.collect());
+        families.extend(negotiations.collect());
+        families.extend(connected.collect());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut text = Vec::new();
         TextEncoder::new().encode(&families, &mut text)?;
@@ -169,7 +188,11 @@ mod tests {
         metrics.minted(Scope::ConversationStart);
         metrics.rate_limited(Limit::Agent);
         metrics.time(Call::GetAgent, async {}).await;
-        let text = metrics.render(3).expect("render");
+        let hub = HubStats {
+            negotiations: 2,
+            connected: true,
+        };
+        let text = metrics.render(3, hub).expect("render");
         for line in [
             "# TYPE speaknode_bff_tokens_minted_total counter",
             "speaknode_bff_tokens_minted_total{scope=\"conversation:start\"} 1",
@@ -179,6 +202,8 @@ mod tests {
             "# TYPE speaknode_bff_upstream_token_fetches_total counter",
             "speaknode_bff_upstream_token_fetches_total 3",
             "speaknode_bff_open_event_streams 0",
+            "speaknode_bff_hub_connection_attempts_total 2",
+            "speaknode_bff_hub_connected 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use crate::error::AppError;
 use crate::limits::{LimitError, Limits};
-use crate::metrics::{Call, Metrics};
+use crate::metrics::{Call, HubStats, Metrics};
 use crate::openapi::{
     ApiDoc, ConversationViewDoc, FeedbackRequestDoc, JwkSetDoc, MintRequestDoc, SessionGrantDoc,
     StartRequestDoc, StartedConversationDoc, TAG_OPERATIONS, TAG_WIDGET, TokenGrantDoc,
@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// The OpenAPI document, rendered once.
     pub openapi: String,
+    /// Cancelled when shutdown begins, so event streams end instead of holding the drain.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
@@ -86,6 +88,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(renew_token))
         .routes(routes!(end_conversation))
         .routes(routes!(give_feedback))
+        .routes(routes!(crate::events::conversation_events))
         .routes(routes!(jwks))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -446,7 +449,7 @@ fn bound_to(claims: &Claims, origin: Option<&str>, id: &str) -> Result<(), AppEr
 
 /// The conversation `id` if the token is bound to it (see [`bound_to`]) and it belongs to
 /// the token's agent; a conversation of another agent answers exactly like a missing one.
-async fn own_conversation(
+pub(crate) async fn own_conversation(
     app: &Shared,
     claims: &Claims,
     origin: Option<&str>,
@@ -528,7 +531,12 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, AppError> {
     ),
 )]
 async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, AppError> {
-    let text = app.metrics.render(app.upstream.token_fetches())?;
+    let hub = app.upstream.hub();
+    let hub = HubStats {
+        negotiations: hub.negotiations(),
+        connected: hub.connected(),
+    };
+    let text = app.metrics.render(app.upstream.token_fetches(), hub)?;
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
@@ -546,7 +554,7 @@ async fn openapi_json(State(app): State<AppState>) -> impl IntoResponse {
 
 /// A browser always sends `Origin` on these cross-origin calls; when it is there it must
 /// be the page the token was minted for, so a token copied to another site is useless.
-fn same_origin(origin: Option<&str>, claims: &Claims) -> Result<(), AppError> {
+pub(crate) fn same_origin(origin: Option<&str>, claims: &Claims) -> Result<(), AppError> {
     match origin {
         Some(origin) if origin != claims.origin => Err(AppError::OriginNotAllowed),
         _ => Ok(()),
@@ -589,7 +597,7 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 /// The `Origin` header as sent; a value that is not text becomes one that matches nothing.
-struct RequestOrigin(Option<String>);
+pub(crate) struct RequestOrigin(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = std::convert::Infallible;
@@ -604,7 +612,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
 }
 
 /// The verified claims of the request's `Authorization: Bearer` widget token.
-struct Authorized(Claims);
+pub(crate) struct Authorized(pub Claims);
 
 impl FromRequestParts<AppState> for Authorized {
     type Rejection = AppError;
@@ -663,4 +671,4 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
 /// `axum::extract::Path` whose rejections are problem documents.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]
-struct PathParam<T>(T);
+pub(crate) struct PathParam<T>(pub T);

@@ -31,11 +31,13 @@
 //! they reach a widget only as a `VoiceGrant` that `livekit` has checked.
 
 mod credentials;
+pub(crate) mod hub;
 mod livekit;
 pub(crate) mod login;
 mod oidc;
 mod token_file;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, HeaderMap, RETRY_AFTER};
@@ -49,6 +51,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpstreamConfig;
 use crate::upstream::credentials::Credentials;
+use crate::upstream::hub::Hub;
 
 /// The most of a platform response body the BFF reads; real ones are a few KiB.
 const MAX_BODY_BYTES: usize = 1 << 20;
@@ -284,7 +287,9 @@ impl Conversation {
 pub(crate) struct Upstream {
     http: reqwest::Client,
     api_base: Url,
-    credentials: Credentials,
+    /// Shared with the hub client, which authenticates with the same token.
+    credentials: Arc<Credentials>,
+    hub: Hub,
     /// The longest a LiveKit join token handed to a widget may still be valid.
     max_voice_token_ttl_secs: u64,
 }
@@ -297,8 +302,10 @@ impl Upstream {
             !api_base.cannot_be_a_base(),
             "upstream.api_base cannot hold paths"
         );
+        let credentials = Arc::new(Credentials::new(config, http.clone()));
         Ok(Self {
-            credentials: Credentials::new(config, http.clone()),
+            hub: Hub::new(http.clone(), &api_base, Arc::clone(&credentials))?,
+            credentials,
             http,
             api_base,
             max_voice_token_ttl_secs: config.max_voice_token_ttl_secs,
@@ -357,6 +364,11 @@ impl Upstream {
             )
             .await?;
         Ok(())
+    }
+
+    /// The platform's notification hub, shared by every event stream.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// `GET /api/v1/conversations/{id}`.

@@ -449,7 +449,7 @@ async fn attack_18_an_ended_conversation_renews_no_token() {
     let (id, token) = stack.started(ORIGIN_A, AGENT_A).await;
     assert!(
         stack
-            .platform
+            .state
             .complete_conversation(id.parse().expect("a UUID"))
     );
     stack

@@ -19,6 +19,7 @@ fn served_routes() -> BTreeSet<(String, String)> {
         ("post", paths::conversation_token("{id}")),
         ("post", paths::conversation_end("{id}")),
         ("post", paths::conversation_feedback("{id}")),
+        ("get", paths::conversation_events("{id}")),
         ("get", "/.well-known/jwks.json".to_owned()),
         ("get", "/healthz".to_owned()),
         ("get", "/readyz".to_owned()),
@@ -78,6 +79,7 @@ async fn the_openapi_document_parses_and_lists_every_route_the_router_serves() {
         ("post", paths::conversation_token("{id}")),
         ("post", paths::conversation_end("{id}")),
         ("post", paths::conversation_feedback("{id}")),
+        ("get", paths::conversation_events("{id}")),
     ] {
         let security = operation(method, &path)["security"].to_string();
         assert!(

@@ -729,7 +729,7 @@ async fn a_visitor_ends_the_conversation_and_rates_it() {
         rating: speaknode_sandbox::FeedbackRating::Positive,
         comment: Some("Quick and kind.".into()),
     };
-    assert_eq!(stack.platform.feedback(uuid), Some(positive));
+    assert_eq!(stack.state.feedback(uuid), Some(positive));
     for body in [
         json!({ "rating": "down" }),
         json!({ "rating": "down", "comment": "  " }),
@@ -740,7 +740,7 @@ async fn a_visitor_ends_the_conversation_and_rates_it() {
             rating: speaknode_sandbox::FeedbackRating::Negative,
             comment: None,
         };
-        assert_eq!(stack.platform.feedback(uuid), Some(negative));
+        assert_eq!(stack.state.feedback(uuid), Some(negative));
     }
 }
 
@@ -779,7 +779,7 @@ async fn ending_and_rating_take_only_the_conversations_own_token_from_its_page()
     for (token, id) in [(&read_a, &id_a), (&read_b, &id_b)] {
         let read = stack.read_conversation(token, id).await;
         assert_eq!(read.json()["ended_at"], Value::Null, "{read:?}");
-        assert_eq!(stack.platform.feedback(id.parse().expect("a UUID")), None);
+        assert_eq!(stack.state.feedback(id.parse().expect("a UUID")), None);
     }
 }
 
@@ -802,7 +802,7 @@ async fn bad_feedback_is_a_400_problem_and_never_reaches_the_platform() {
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "invalid_request");
     }
-    assert_eq!(stack.platform.feedback(id.parse().expect("a UUID")), None);
+    assert_eq!(stack.state.feedback(id.parse().expect("a UUID")), None);
     // The limit counts characters, not bytes: 1000 two-byte characters pass.
     let longest = json!({ "rating": "up", "comment": "é".repeat(1000) });
     let rated = stack.give_feedback(&token, &id, longest).await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sse;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,8 +46,8 @@ pub struct Stack {
     pub issuer: String,
     pub http: reqwest::Client,
     pub key: TestKey,
-    /// The sandbox's state, to look at what reached the platform (feedback).
-    pub platform: speaknode_sandbox::AppState,
+    /// The sandbox's state, to act on it while it runs (end conversations, set faults).
+    pub state: speaknode_sandbox::AppState,
     _stop: Vec<oneshot::Sender<()>>,
 }
 
@@ -182,14 +184,13 @@ impl Stack {
         let (listener, sandbox) = bind().await;
         let (tx, rx) = oneshot::channel();
         stop.push(tx);
-        let platform =
-            speaknode_sandbox::AppState::new(sandbox_config(), &sandbox).expect("sandbox state");
-        let state = platform.clone();
+        let state = speaknode_sandbox::AppState::new(sandbox_config(), &sandbox).expect("state");
+        let serving = state.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = rx.await;
             };
-            speaknode_sandbox::serve_state(listener, state, shutdown)
+            speaknode_sandbox::serve_state(listener, serving, shutdown)
                 .await
                 .expect("sandbox");
         });
@@ -203,9 +204,30 @@ impl Stack {
             sandbox,
             http: client(),
             key,
-            platform,
+            state,
             _stop: stop,
         }
+    }
+
+    /// Begins the BFF's graceful shutdown, as SIGTERM would; the sandbox keeps running.
+    pub fn shut_down_bff(&mut self) {
+        // `start_with` starts the BFF last.
+        if let Some(stop) = self._stop.pop() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// The value of the metric line starting with `name ` in the BFF's `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let reply = self.send(self.http.get(self.url("/metrics"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        reply
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{}", reply.body))
+            .parse()
+            .expect("a number")
     }
 
     async fn spawn_bff(config: Config, stop: &mut Vec<oneshot::Sender<()>>) -> String {
