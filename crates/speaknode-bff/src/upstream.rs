@@ -28,6 +28,7 @@
 //! system prompts, LiveKit ids and error messages are therefore never even deserialised,
 //! so no later change in a handler can pass them on to a widget.
 
+mod agent_cache;
 mod credentials;
 pub(crate) mod login;
 mod oidc;
@@ -45,6 +46,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpstreamConfig;
+use crate::upstream::agent_cache::{AGENT_TTL, AgentCache};
 use crate::upstream::credentials::Credentials;
 
 /// The most of a platform response body the BFF reads; real ones are a few KiB.
@@ -233,6 +235,8 @@ pub(crate) struct Upstream {
     http: reqwest::Client,
     api_base: Url,
     credentials: Credentials,
+    /// Titles of recently looked-up agents, for minting (see `agent_cache`).
+    pub(crate) agents: AgentCache,
 }
 
 impl Upstream {
@@ -247,6 +251,7 @@ impl Upstream {
             credentials: Credentials::new(config, http.clone()),
             http,
             api_base,
+            agents: AgentCache::new(AGENT_TTL),
         })
     }
 
