@@ -10,7 +10,8 @@
 //                              then, as in the BFF, 404 unless the token is bound to :id
 //
 // Configuration comes from the environment, set by xtask:
-//   PORT (0 picks a free one), PUBLIC_URL (iss; aud is `${PUBLIC_URL}/v1`),
+//   PORT (0 picks a free one), PUBLIC_URL (iss, default the listening address; aud is
+//   `${PUBLIC_URL}/v1`),
 //   AGENTS: JSON {"<agent id>": {"title": "...", "origins": ["http://..."]}}, TOKEN_TTL_SECS.
 // It prints `listening on http://127.0.0.1:<port>` once it accepts connections.
 
@@ -23,7 +24,8 @@ const LEEWAY_SECS = 5;
 const MAX_LIFETIME_SECS = 600;
 const MAX_TOKEN_LEN = 4096;
 
-const publicUrl = (process.env.PUBLIC_URL ?? "").replace(/\/+$/, "");
+// Like the BFF, without PUBLIC_URL the listening address is the issuer (set once bound).
+let publicUrl = (process.env.PUBLIC_URL ?? "").replace(/\/+$/, "");
 const ttlSecs = Number(process.env.TOKEN_TTL_SECS ?? 300);
 // Agent id → { title, origins: Set }; the title stands for the BFF's cached agent lookup.
 const agents = new Map(
@@ -33,8 +35,8 @@ const agents = new Map(
   ]),
 );
 const anyOrigin = new Set([...agents.values()].flatMap((a) => [...a.origins]));
-const issuer = publicUrl;
-const audience = `${publicUrl}/v1`;
+let issuer = publicUrl;
+let audience = `${publicUrl}/v1`;
 
 const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
 const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
@@ -148,6 +150,10 @@ app.use((_req, res) => problem(res, 404, "not_found", "not found"));
 
 const server = app.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
   const { port } = server.address();
+  if (!publicUrl) {
+    publicUrl = `http://127.0.0.1:${port}`;
+    [issuer, audience] = [publicUrl, `${publicUrl}/v1`];
+  }
   console.log(`listening on http://127.0.0.1:${port}`);
 });
 // keep-alive as long as the load generator's connections live (Node's default is 5 s).
