@@ -112,8 +112,11 @@ struct Measured {
     server: &'static str,
     #[serde(flatten)]
     summary: Summary,
-    /// CPU time the server spent per 1 000 measured requests (user + system).
+    /// CPU time the server spent per 1 000 requests (user + system).
     cpu_ms_per_1k: f64,
+    /// The same for this process, the load generator: an unoptimised (dev profile) client
+    /// that shares the cores with the server, so its share bounds the server's req/s.
+    load_generator_cpu_ms_per_1k: f64,
 }
 
 #[derive(Serialize)]
@@ -350,20 +353,6 @@ impl Server {
             .with_context(|| format!("no VmRSS for the {}", self.name))
     }
 
-    /// User plus system CPU time so far, from /proc/{pid}/stat (fields 14 and 15).
-    fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The command name (field 2) may hold spaces; the fields after it do not.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        // Field 14 is the 12th after the name; Linux counts in USER_HZ, 100 per second.
-        let (user, system) = ticks(11).zip(ticks(12)).context("unreadable /proc stat")?;
-        Ok(Duration::from_millis((user + system) * 10))
-    }
-
     /// Runs one scenario against this server.
     async fn load(
         &self,
@@ -375,18 +364,22 @@ impl Server {
             "{scenario} on the {}: {} connections, {} + {} requests",
             self.name, plan.connections, plan.warmup, plan.requests
         );
-        let before = self.cpu_time()?;
+        let pid = self.pid.to_string();
+        let before = [cpu_time(&pid)?, cpu_time("self")?];
         let summary = load::run(self.addr, template, plan)
             .await
             .with_context(|| format!("{scenario} on the {}", self.name))?;
-        // Warm-up requests cost CPU too; they are counted out in proportion.
-        let cpu = self.cpu_time()?.saturating_sub(before).as_secs_f64() * 1e3;
+        // Warm-up requests cost CPU too, so the CPU time is divided by every request sent.
         let total = (plan.warmup + plan.requests) as f64;
+        let per_1k = |now: Duration, before: Duration| {
+            now.saturating_sub(before).as_secs_f64() * 1e3 / total * 1e3
+        };
         Ok(Measured {
             scenario,
             server: self.name,
             summary,
-            cpu_ms_per_1k: cpu / total * 1e3,
+            cpu_ms_per_1k: per_1k(cpu_time(&pid)?, before[0]),
+            load_generator_cpu_ms_per_1k: per_1k(cpu_time("self")?, before[1]),
         })
     }
 
@@ -401,24 +394,40 @@ impl Server {
     }
 }
 
+/// User plus system CPU time so far of `/proc/{pid}` (`self` for this process), from its
+/// `stat` fields 14 and 15.
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // Field 14 is the 12th after the name; Linux counts in USER_HZ, 100 per second.
+    let (user, system) = ticks(11).zip(ticks(12)).context("unreadable /proc stat")?;
+    Ok(Duration::from_millis((user + system) * 10))
+}
+
 impl Report {
     fn print(&self) {
         println!();
         println!(
-            "{:<8} {:<6} {:>10} {:>9} {:>9} {:>9} {:>13}",
-            "", "server", "req/s", "p50 ms", "p99 ms", "max ms", "CPU ms/1k req"
+            "{:<8} {:<6} {:>10} {:>9} {:>9} {:>9} {:>13} {:>13}",
+            "", "server", "req/s", "p50 ms", "p99 ms", "max ms", "CPU ms/1k req", "load gen CPU"
         );
         for m in &self.results {
             let s = &m.summary;
             println!(
-                "{:<8} {:<6} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>13.1}",
+                "{:<8} {:<6} {:>10.0} {:>9.3} {:>9.3} {:>9.3} {:>13.1} {:>13.1}",
                 m.scenario,
                 m.server,
                 s.requests_per_sec,
                 s.p50_ms,
                 s.p99_ms,
                 s.max_ms,
-                m.cpu_ms_per_1k
+                m.cpu_ms_per_1k,
+                m.load_generator_cpu_ms_per_1k
             );
         }
         println!();
