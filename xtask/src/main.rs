@@ -2,7 +2,9 @@
 //! Every command installs what it needs first, so a fresh machine needs nothing else.
 
 mod bench;
+mod load;
 mod stack;
+mod tokens;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,12 @@ enum Stage {
     E2e,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchPart {
+    Sizes,
+    Tokens,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what is missing, build everything, and run the sandbox, the BFF and the
@@ -42,8 +50,14 @@ enum Cmd {
         #[arg(long, value_enum)]
         only: Option<Stage>,
     },
-    /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11) into target/bench/.
-    Bench,
+    /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11), and the BFF's
+    /// token mint and verify throughput, latency and memory beside an equivalent Node
+    /// endpoint, into target/bench/.
+    Bench {
+        /// Run one part only.
+        #[arg(long, value_enum)]
+        only: Option<BenchPart>,
+    },
     /// Only install the tools (wasm target, trunk, wasm-bindgen-cli, npm packages, Chromium,
     /// redis-server, schemathesis).
     Setup,
@@ -53,13 +67,18 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo => demo(),
         Cmd::Test { only } => test(only),
-        Cmd::Bench => {
+        Cmd::Bench { only } => {
+            let part = |part| only.is_none_or(|only| only == part);
             let tools = tools::ensure(false)?;
-            build_widget(&tools)?;
-            bench::sizes(
-                &project_root().join("dist"),
-                &project_root().join("target/bench"),
-            )
+            let out = project_root().join("target/bench");
+            if part(BenchPart::Sizes) {
+                build_widget(&tools)?;
+                bench::sizes(&project_root().join("dist"), &out)?;
+            }
+            if part(BenchPart::Tokens) {
+                tokens::tokens(&tools, &out)?;
+            }
+            Ok(())
         }
         Cmd::Setup => {
             tools::ensure(true)?;

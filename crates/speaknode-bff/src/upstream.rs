@@ -30,6 +30,7 @@
 //! conversation's LiveKit room, URL and join token, which the dispatch answer may carry:
 //! they reach a widget only as a `VoiceGrant` that `livekit` has checked.
 
+mod agent_cache;
 mod credentials;
 pub(crate) mod hub;
 mod livekit;
@@ -50,6 +51,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::UpstreamConfig;
+use crate::upstream::agent_cache::{AGENT_TTL, AgentCache};
 use crate::upstream::credentials::Credentials;
 use crate::upstream::hub::Hub;
 
@@ -292,6 +294,8 @@ pub(crate) struct Upstream {
     hub: Hub,
     /// The longest a LiveKit join token handed to a widget may still be valid.
     max_voice_token_ttl_secs: u64,
+    /// Titles of recently looked-up agents, for minting (see `agent_cache`).
+    pub(crate) agents: AgentCache,
 }
 
 impl Upstream {
@@ -309,6 +313,7 @@ impl Upstream {
             http,
             api_base,
             max_voice_token_ttl_secs: config.max_voice_token_ttl_secs,
+            agents: AgentCache::new(AGENT_TTL),
         })
     }
 
