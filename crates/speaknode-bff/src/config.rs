@@ -38,6 +38,12 @@ pub struct Config {
     /// generated at start, which replicas do not share and a restart forgets.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// Keys that signed widget tokens before the current `signing_key_file` (PKCS#8 PEM,
+    /// Ed25519). They only verify, and stay published in the JWKS: to rotate, move the old
+    /// key here and set a new `signing_key_file`; drop it once `token_ttl_secs` has passed,
+    /// when no token it signed can still be valid.
+    #[serde(default)]
+    pub previous_signing_key_files: Vec<PathBuf>,
     /// Rate limits on minting.
     #[serde(default)]
     pub limits: LimitsConfig,

@@ -88,7 +88,12 @@ fn app(config: Config) -> anyhow::Result<(Router, CancellationToken)> {
         .public_base()
         .context("public_url must be set (serve fills it in from the listener)")?;
     let key = signing_key(&config)?;
-    let tokens = TokenIssuer::new(public_base, config.token_ttl_secs, key)?;
+    let previous = config
+        .previous_signing_key_files
+        .iter()
+        .map(|path| load_key(path).context("in previous_signing_key_files"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tokens = TokenIssuer::new(public_base, config.token_ttl_secs, key, &previous)?;
     let upstream = Upstream::new(&config.upstream)?;
     let cors = cors(&config.agents)?;
     let limits = Limits::new(&config.limits)?;
@@ -199,10 +204,14 @@ fn signing_key(config: &Config) -> anyhow::Result<SigningKey> {
         );
         return SigningKey::generate();
     };
+    load_key(path).context("in signing_key_file")
+}
+
+fn load_key(path: &std::path::Path) -> anyhow::Result<SigningKey> {
     std::fs::read_to_string(path)
         .map_err(anyhow::Error::from)
         .and_then(|pem| SigningKey::from_pkcs8_pem(&pem))
-        .with_context(|| format!("cannot load signing_key_file {}", path.display()))
+        .with_context(|| format!("cannot load the key {}", path.display()))
 }
 
 /// CORS for exactly the origins some agent allows: no wildcard, no mirroring, no

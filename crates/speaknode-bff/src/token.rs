@@ -170,10 +170,13 @@ pub(crate) struct TokenIssuer {
 
 impl TokenIssuer {
     /// `public_base` is the BFF's public URL without a trailing slash.
+    /// `previous` are keys that signed tokens before `signing`: they verify and are published
+    /// until the operator drops them, so a rotation never invalidates a live token.
     pub(crate) fn new(
         public_base: &str,
         ttl_secs: u64,
         signing: SigningKey,
+        previous: &[SigningKey],
     ) -> anyhow::Result<Self> {
         // Select the RustCrypto backend explicitly: should another crate in the build
         // enable a second backend, jsonwebtoken would otherwise refuse to pick one and
@@ -189,11 +192,16 @@ impl TokenIssuer {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[&audience]);
-        let decoding = DecodingKey::from_jwk(&signing.jwk).context("unusable public key")?;
-        let verifying = HashMap::from([(signing.kid.clone(), decoding)]);
-        let jwks = JwkSet {
-            keys: vec![signing.jwk.clone()],
-        };
+        let mut verifying = HashMap::new();
+        let mut jwks = JwkSet { keys: Vec::new() };
+        for key in std::iter::once(&signing).chain(previous) {
+            if verifying.contains_key(&key.kid) {
+                continue;
+            }
+            let decoding = DecodingKey::from_jwk(&key.jwk).context("unusable public key")?;
+            verifying.insert(key.kid.clone(), decoding);
+            jwks.keys.push(key.jwk.clone());
+        }
         Ok(Self {
             ttl_secs,
             issuer,
@@ -302,7 +310,7 @@ mod tests {
     const BASE: &str = "https://bff.example";
 
     fn issuer() -> TokenIssuer {
-        TokenIssuer::new(BASE, 300, SigningKey::generate().expect("a key")).expect("an issuer")
+        TokenIssuer::new(BASE, 300, SigningKey::generate().expect("a key"), &[]).expect("an issuer")
     }
 
     fn grant(scope: Scope, conversation_id: Option<&str>) -> Grant {
@@ -633,10 +641,38 @@ mod tests {
             .is_err()
         );
         assert!(SigningKey::from_pkcs8_pem("not a pem").is_err());
-        let issuer = TokenIssuer::new(BASE, 300, a).expect("issuer");
+        let issuer = TokenIssuer::new(BASE, 300, a, &[]).expect("issuer");
         issuer
             .verify(&start_token(&issuer))
             .expect("tokens of a file key verify");
+    }
+
+    #[test]
+    fn a_rotation_keeps_old_tokens_valid_while_the_old_key_is_listed() {
+        let key = |seed: u8| {
+            SigningKey::from_dalek(&ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+                .expect("a key")
+        };
+        let before = TokenIssuer::new(BASE, 300, key(1), &[]).expect("issuer");
+        let old_token = start_token(&before);
+        let after = TokenIssuer::new(BASE, 300, key(2), &[key(1)]).expect("issuer");
+        after
+            .verify(&old_token)
+            .expect("a token of the previous key still verifies");
+        after
+            .verify(&start_token(&after))
+            .expect("tokens of the new key verify");
+        assert_eq!(after.jwks().keys.len(), 2, "both public keys are published");
+        assert_eq!(
+            after.header().kid.as_deref(),
+            Some(after.signing.kid.as_str()),
+            "only the new key signs"
+        );
+        let dropped = TokenIssuer::new(BASE, 300, key(2), &[]).expect("issuer");
+        assert!(
+            dropped.verify(&old_token).is_err(),
+            "once the old key is dropped, its tokens are refused"
+        );
     }
 
     #[test]

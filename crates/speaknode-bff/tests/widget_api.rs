@@ -808,3 +808,17 @@ async fn bad_feedback_is_a_400_problem_and_never_reaches_the_platform() {
     let rated = stack.give_feedback(&token, &id, longest).await;
     assert_eq!(rated.status, StatusCode::NO_CONTENT, "{rated:?}");
 }
+
+/// The suite-wide leak check reads the logs only if they are captured at all: prove that
+/// they are, at a level that shows every request.
+#[tokio::test]
+async fn the_leak_check_sees_the_logs_of_every_request() {
+    let stack = Stack::start().await;
+    let token = stack.mint_token(ORIGIN_A, AGENT_A).await;
+    assert!(!token.is_empty());
+    let logs = captured_logs();
+    assert!(
+        logs.contains("/v1/sessions"),
+        "the mint's request span is in the captured logs"
+    );
+}

@@ -6,7 +6,9 @@
 pub mod sse;
 
 use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
@@ -139,6 +141,7 @@ pub fn bff_config(sandbox: &str, key: &TestKey) -> Config {
             policy(AGENT_GHOST, &[ORIGIN_A]),
         ],
         signing_key_file: Some(key.file.clone()),
+        previous_signing_key_files: Vec::new(),
         limits: generous_limits(),
     }
 }
@@ -180,6 +183,7 @@ impl Stack {
 
     /// Starts the sandbox, then the BFF with [`bff_config`] changed by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Stack {
+        capture_logs();
         let mut stop = Vec::new();
         let (listener, sandbox) = bind().await;
         let (tx, rx) = oneshot::channel();
@@ -255,6 +259,16 @@ impl Stack {
         };
         if let Some(leak) = find_leak(&reply.everything(), &self.issuer) {
             panic!("a response leaked {leak}: {reply:?}");
+        }
+        // What this test binary has logged since the last check, at trace level, gets the
+        // same check (each line once, whichever test reads it).
+        if let Some(logs) = LOGS.get() {
+            let text = logs.text();
+            let from = SCANNED.swap(text.len(), std::sync::atomic::Ordering::AcqRel);
+            let fresh = text.get(from.min(text.len())..).unwrap_or(&text);
+            if let Some(leak) = find_leak(fresh, &self.issuer) {
+                panic!("a log line leaked {leak}");
+            }
         }
         reply
     }
@@ -473,5 +487,59 @@ where
             tokio::time::Instant::now() < deadline,
             "condition not met in {limit:?}: {value}"
         );
+    }
+}
+
+/// Every log line of this test binary, at trace level, so the leak check covers the logs as
+/// it covers responses. Installed by the first stack unless the binary installed its own
+/// subscriber first (the dedicated log tests do, to read their own lines).
+static LOGS: OnceLock<Captured> = OnceLock::new();
+/// How much of [`LOGS`] has been checked.
+static SCANNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Everything captured so far ("" when the binary has a subscriber of its own).
+pub fn captured_logs() -> String {
+    LOGS.get().map(Captured::text).unwrap_or_default()
+}
+
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let installed = tracing::subscriber::set_global_default(
+            tracing_subscriber::fmt()
+                .with_env_filter(speaknode_bff::log_filter("trace"))
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        // A subscriber of the binary's own is there already: it checks its lines itself.
+        if installed.is_err() {
+            eprintln!("log capture: this test binary has its own subscriber");
+        }
+        logs
+    });
+}
+
+/// Log output kept in memory.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        let buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&buffer).into_owned()
     }
 }
