@@ -104,7 +104,7 @@ async fn a_visitor_mints_starts_and_hears_the_greeting() {
 }
 
 #[tokio::test]
-async fn minting_requires_an_exactly_allowed_origin() {
+async fn attack_01_and_03_minting_requires_an_exactly_allowed_origin() {
     let stack = Stack::start().await;
     for origin in [
         Some("https://shop.example.evil.com"),
@@ -119,6 +119,8 @@ async fn minting_requires_an_exactly_allowed_origin() {
         Some("null"),
         Some(""),
         Some(ORIGIN_B), // allowed for agent B, not for A
+        // Case 3, the policy: a client sending no Origin (a script, not a browser) is never
+        // given a token, whatever else it sends.
         None,
     ] {
         let reply = stack.mint(origin, AGENT_A).await;
@@ -181,7 +183,7 @@ async fn unknown_agents_are_not_found() {
 }
 
 #[tokio::test]
-async fn minting_needs_the_widget_header_and_a_json_body() {
+async fn attack_02_minting_needs_the_widget_header_and_a_json_body() {
     let stack = Stack::start().await;
     let post = || {
         stack
@@ -646,7 +648,7 @@ async fn platform_access_token(stack: &Stack) -> String {
 }
 
 #[tokio::test]
-async fn the_leak_check_recognises_platform_credentials() {
+async fn attack_08_the_leak_check_recognises_platform_credentials() {
     // The check every response above passes must be able to fail: feed it a real
     // platform token and the secret.
     let stack = Stack::start().await;

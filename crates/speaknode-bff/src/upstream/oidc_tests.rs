@@ -139,7 +139,7 @@ fn assert_private(path: &Path) {
 fn assert_private(_: &Path) {}
 
 #[tokio::test]
-async fn client_credentials_through_discovery_fetch_one_audience_bound_token() {
+async fn attack_19_client_credentials_through_discovery_fetch_one_audience_bound_token() {
     let idp = Provider::start().await;
     let credentials = credentials(&config(&idp, None));
     let token = concurrently(&credentials, 50).await;
@@ -165,7 +165,7 @@ async fn client_credentials_through_discovery_fetch_one_audience_bound_token() {
 /// Regression: with a margin of only 10 % of the lifetime, a 3 s token was handed out up
 /// to 0.7 s after its `exp`, because the provider rounds `exp` down to whole seconds.
 #[tokio::test]
-async fn a_client_credentials_token_is_renewed_before_it_expires() {
+async fn attack_19_a_client_credentials_token_is_renewed_before_it_expires() {
     let idp = Provider::start_with_ttl(3).await;
     let credentials = credentials(&config(&idp, None));
     let mut seen: Vec<String> = Vec::new();
@@ -189,7 +189,7 @@ async fn a_client_credentials_token_is_renewed_before_it_expires() {
 }
 
 #[tokio::test]
-async fn a_refresh_rotates_the_stored_token_before_the_access_token_is_used() {
+async fn attack_20_a_refresh_rotates_the_stored_token_before_the_access_token_is_used() {
     let idp = Provider::start().await;
     let dir = TempDir::new();
     let config = config(&idp, Some(dir.0.join("refresh-token.json")));
@@ -227,7 +227,7 @@ async fn a_refresh_rotates_the_stored_token_before_the_access_token_is_used() {
 }
 
 #[tokio::test]
-async fn reuse_of_a_consumed_refresh_token_stops_the_bff_until_the_next_login() {
+async fn attack_21_reuse_of_a_consumed_refresh_token_stops_the_bff_until_the_next_login() {
     let idp = Provider::start().await;
     let dir = TempDir::new();
     let config = config(&idp, Some(dir.0.join("refresh-token.json")));
@@ -274,7 +274,7 @@ async fn reuse_of_a_consumed_refresh_token_stops_the_bff_until_the_next_login() 
 }
 
 #[tokio::test]
-async fn a_crash_before_the_rotated_token_is_stored_ends_in_needs_login_not_a_loop() {
+async fn attack_20_a_crash_before_the_rotated_token_is_stored_ends_in_needs_login_not_a_loop() {
     let idp = Provider::start().await;
     let dir = TempDir::new();
     let path = dir.0.join("refresh-token.json");
