@@ -290,8 +290,6 @@ impl Runner {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::model::Kind;
 
@@ -312,43 +310,8 @@ mod tests {
     }
 
     fn pending(agent: &Agent, channel: Channel) -> Conversation {
-        let now = Timestamp::now();
-        Conversation {
-            id: Uuid::new_v4(),
-            agent_id: agent.id,
-            agent_title: agent.title.clone(),
-            channel,
-            called_by_id: "sub".into(),
-            called_by_name: "name".into(),
-            language_id: agent.language_id,
-            locale_id: agent.locale_id,
-            language_locale_code: agent.language_locale_code.clone(),
-            status: Status::Pending,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
-            live_kit_room_name: None,
-            live_kit_egress_id: None,
-            live_kit_dispatch_id: None,
-            live_kit_job_id: None,
-            live_kit_url: None,
-            live_kit_participant_token: None,
-            transcription_path: None,
-            has_audio: false,
-            duration_seconds: 0.0,
-            error_message: None,
-            telecom_provider: None,
-            from_number: None,
-            to_number: None,
-            test_run_id: None,
-            test_id: None,
-            test_status: None,
-            test_eval_result: None,
-            dynamic_variables: BTreeMap::new(),
-            url_parameters: BTreeMap::new(),
-            history: Vec::new(),
-        }
+        let called_by = ("sub".to_owned(), "name".to_owned());
+        Conversation::pending(agent, channel, called_by, Timestamp::now())
     }
 
     #[test]

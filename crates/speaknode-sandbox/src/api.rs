@@ -20,9 +20,7 @@ use crate::{
     catalog::{PhoneNumber, Tool},
     error::Error,
     listing::{ListQuery, Listed, Page},
-    model::{
-        Agent, Channel, Conversation, Feedback, FeedbackRating, Outcome, Status, Timestamp, is_e164,
-    },
+    model::{Agent, Channel, Conversation, Feedback, FeedbackRating, Outcome, Timestamp, is_e164},
 };
 
 /// The longest feedback comment, in UTF-16 code units as .NET's `[MaxLength]` counts them.
@@ -395,41 +393,14 @@ impl DispatchRequest {
     /// The new conversation, `Pending`, as the caller dispatched it at `now`.
     fn into_conversation(self, agent: &Agent, caller: &Caller, now: Timestamp) -> Conversation {
         let phone = self.channel == Channel::Phone;
+        let called_by = (caller.id.clone(), caller.name.clone());
         Conversation {
-            id: Uuid::new_v4(),
-            agent_id: agent.id,
-            agent_title: agent.title.clone(),
-            channel: self.channel,
-            called_by_id: caller.id.clone(),
-            called_by_name: caller.name.clone(),
-            language_id: agent.language_id,
-            locale_id: agent.locale_id,
-            language_locale_code: agent.language_locale_code.clone(),
-            status: Status::Pending,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
-            live_kit_room_name: None,
-            live_kit_egress_id: None,
-            live_kit_dispatch_id: None,
-            live_kit_job_id: None,
-            live_kit_url: None,
-            live_kit_participant_token: None,
-            transcription_path: None,
-            has_audio: false,
-            duration_seconds: 0.0,
-            error_message: None,
             telecom_provider: phone.then(|| "Twilio".to_owned()),
             from_number: phone.then(|| SANDBOX_FROM_NUMBER.to_owned()),
             to_number: self.to_number,
-            test_run_id: None,
-            test_id: None,
-            test_status: None,
-            test_eval_result: None,
             dynamic_variables: self.dynamic_variables,
             url_parameters: self.url_parameters,
-            history: Vec::new(),
+            ..Conversation::pending(agent, self.channel, called_by, now)
         }
     }
 }

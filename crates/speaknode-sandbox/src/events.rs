@@ -111,50 +111,27 @@ impl EventBus {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{Channel, Outcome};
+    use crate::model::{Agent, Channel, Outcome};
 
     /// A web conversation, `Pending`.
     pub(crate) fn conversation() -> Conversation {
         let now = Timestamp::now();
-        Conversation {
+        let agent = Agent {
             id: Uuid::new_v4(),
-            agent_id: Uuid::new_v4(),
-            agent_title: "Ava".into(),
-            channel: Channel::Web,
-            called_by_id: "sub".into(),
-            called_by_name: "name".into(),
+            title: "Ava".into(),
+            description: String::new(),
+            space_id: Uuid::new_v4(),
             language_id: Uuid::new_v4(),
             locale_id: Uuid::new_v4(),
             language_locale_code: "en-US".into(),
-            status: Status::Pending,
             created_at: now,
             updated_at: now,
-            started_at: None,
-            ended_at: None,
-            live_kit_room_name: None,
-            live_kit_egress_id: None,
-            live_kit_dispatch_id: None,
-            live_kit_job_id: None,
-            live_kit_url: None,
-            live_kit_participant_token: None,
-            transcription_path: None,
-            has_audio: false,
-            duration_seconds: 0.0,
-            error_message: None,
-            telecom_provider: None,
-            from_number: None,
-            to_number: None,
-            test_run_id: None,
-            test_id: None,
-            test_status: None,
-            test_eval_result: None,
-            dynamic_variables: BTreeMap::new(),
-            url_parameters: BTreeMap::new(),
-            history: Vec::new(),
-        }
+            greeting: String::new(),
+        };
+        let called_by = ("sub".to_owned(), "name".to_owned());
+        Conversation::pending(&agent, Channel::Web, called_by, now)
     }
 
     #[test]

@@ -180,6 +180,52 @@ pub(crate) struct Conversation {
 }
 
 impl Conversation {
+    /// A new conversation with `agent`, `Pending` since `now`, dispatched by the caller
+    /// `called_by` (id, name); everything that only later steps fill in is empty.
+    pub(crate) fn pending(
+        agent: &Agent,
+        channel: Channel,
+        called_by: (String, String),
+        now: Timestamp,
+    ) -> Self {
+        Conversation {
+            id: Uuid::new_v4(),
+            agent_id: agent.id,
+            agent_title: agent.title.clone(),
+            channel,
+            called_by_id: called_by.0,
+            called_by_name: called_by.1,
+            language_id: agent.language_id,
+            locale_id: agent.locale_id,
+            language_locale_code: agent.language_locale_code.clone(),
+            status: Status::Pending,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            live_kit_room_name: None,
+            live_kit_egress_id: None,
+            live_kit_dispatch_id: None,
+            live_kit_job_id: None,
+            live_kit_url: None,
+            live_kit_participant_token: None,
+            transcription_path: None,
+            has_audio: false,
+            duration_seconds: 0.0,
+            error_message: None,
+            telecom_provider: None,
+            from_number: None,
+            to_number: None,
+            test_run_id: None,
+            test_id: None,
+            test_status: None,
+            test_eval_result: None,
+            dynamic_variables: BTreeMap::new(),
+            url_parameters: BTreeMap::new(),
+            history: Vec::new(),
+        }
+    }
+
     /// The conversation as a reader sees it at `now`: with its duration so far.
     pub(crate) fn seen_at(mut self, now: Timestamp) -> Self {
         self.duration_seconds = match self.started_at {
