@@ -32,7 +32,9 @@ pub fn Widget(
     };
 
     view! {
-        <div class="sn-widget">
+        // The language is the widget's; the direction only the panel's, so the launcher keeps
+        // to the page's corner whatever the widget's language.
+        <div class="sn-widget" lang=messages.lang>
             <Show when=move || open.get()>
                 <Panel session open messages on_start />
             </Show>
@@ -98,6 +100,7 @@ fn Panel(
             role="dialog"
             aria-label=messages.panel_label
             data-testid="sn-panel"
+            dir=messages.dir
         >
             <header part="header" class="sn-header">
                 <h2 class="sn-title" data-testid="sn-agent-name">{agent_name}</h2>
@@ -150,7 +153,9 @@ fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl
     view! {
         <li class="sn-turn" data-role=role data-testid="sn-turn">
             <span class="sn-speaker">{messages.speaker(turn.role, &agent_name)}</span>
-            <p class="sn-text">
+            // Each turn sets its own direction from its text: an English answer inside an
+            // Arabic panel must not have its punctuation moved.
+            <p class="sn-text" dir="auto">
                 {turn.text}
                 {turn.interrupted.then(|| view! { <span class="sn-interrupted">" " {messages.interrupted}</span> })}
             </p>

@@ -301,6 +301,54 @@ async fn a_token_about_to_expire_is_renewed_before_the_next_read() {
 }
 
 #[wasm_bindgen_test]
+async fn arabic_renders_right_to_left_in_arabic() {
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
+    let options = Options {
+        lang: Some("ar-EG".into()),
+        ..options("https://bff.invalid")
+    };
+    let widget = mount_with(
+        container,
+        backend,
+        options,
+        Pacing {
+            poll_millis: 1,
+            max_network_failures: 2,
+        },
+    );
+    let widget_root = root
+        .query_selector(".sn-widget")
+        .ok()
+        .flatten()
+        .expect("the widget's root");
+    assert_eq!(widget_root.get_attribute("lang").as_deref(), Some("ar"));
+    let launcher = find(&root, "sn-launcher").expect("launcher");
+    assert_eq!(
+        launcher.get_attribute("aria-label").as_deref(),
+        Some("تحدّث معنا")
+    );
+    widget.open();
+    until("the Arabic status", || text(&root, "sn-status") == "متصل").await;
+    let panel = find(&root, "sn-panel").expect("panel");
+    assert_eq!(
+        panel.get_attribute("dir").as_deref(),
+        Some("rtl"),
+        "the panel reads right to left"
+    );
+    let turn = root
+        .query_selector(".sn-text")
+        .ok()
+        .flatten()
+        .expect("a turn");
+    assert_eq!(
+        turn.get_attribute("dir").as_deref(),
+        Some("auto"),
+        "each turn follows its own text"
+    );
+}
+
+#[wasm_bindgen_test]
 async fn an_unreachable_bff_shows_a_readable_error_with_retry() {
     let (_host, root, container) = shadow_host();
     // Port 9 (discard) refuses connections: fetch fails without any HTTP answer.
