@@ -10,9 +10,11 @@
 //! - `client`: the BFF seam and its `fetch` implementation.
 //! - `ui`: Leptos components.
 //! - `i18n`: every user-visible string.
+//! - `events`: the DOM events the host page can listen to.
 
 pub mod client;
 pub mod driver;
+pub mod events;
 pub mod i18n;
 pub mod session;
 pub mod ui;
@@ -122,9 +124,11 @@ pub fn mount_with(
     let parts: Rc<RefCell<Option<Parts>>> = Rc::default();
     let slot = Rc::clone(&parts);
     let messages = i18n::Messages::for_lang(options.lang.as_deref());
+    let target = container.clone();
     let mounted = mount_to(container, move || {
         let session = RwSignal::new(Session::default());
         let open = RwSignal::new(false);
+        events::report(target, session, open, messages);
         let agent_id = options.agent_id.clone();
         let start: Rc<dyn Fn()> = Rc::new(move || {
             if session.try_with_untracked(Session::is_busy) == Some(false) {

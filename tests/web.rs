@@ -348,15 +348,87 @@ async fn arabic_renders_right_to_left_in_arabic() {
     );
 }
 
+/// Records the widget's DOM events as `name detail-json` lines, as a host page would see
+/// them: listening on the shadow host, outside the shadow root.
+fn record_events(host: &HtmlElement) -> Rc<RefCell<Vec<String>>> {
+    let seen: Rc<RefCell<Vec<String>>> = Rc::default();
+    for name in ["status", "message", "error", "ended", "open", "close"] {
+        let log = Rc::clone(&seen);
+        let listener = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::CustomEvent)>::new(
+            move |event: web_sys::CustomEvent| {
+                let detail = js_sys::JSON::stringify(&event.detail())
+                    .map(String::from)
+                    .unwrap_or_default();
+                log.borrow_mut().push(format!("{} {detail}", event.type_()));
+            },
+        );
+        host.add_event_listener_with_callback(
+            &format!("speaknode:{name}"),
+            listener.as_ref().unchecked_ref(),
+        )
+        .expect("listen");
+        listener.forget();
+    }
+    seen
+}
+
+#[wasm_bindgen_test]
+async fn the_host_page_hears_open_status_messages_and_the_end() {
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+        view(ConversationStatus::Completed, vec![greeting()]),
+    ]);
+    let widget = mount(backend, container);
+    widget.open();
+    until("the end", || {
+        text(&root, "sn-status") == "Conversation ended"
+    })
+    .await;
+    until("the ended event", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with("speaknode:ended"))
+    })
+    .await;
+    let seen = seen.borrow();
+    let names: Vec<&str> = seen
+        .iter()
+        .map(|e| e.split(' ').next().unwrap_or_default())
+        .collect();
+    assert_eq!(names.first(), Some(&"speaknode:open"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|e| e == r#"speaknode:status {"status":"Active"}"#),
+        "{seen:?}"
+    );
+    let messages: Vec<_> = seen
+        .iter()
+        .filter(|e| e.starts_with("speaknode:message"))
+        .collect();
+    assert_eq!(messages.len(), 1, "the greeting is told once: {seen:?}");
+    assert!(messages[0].contains(GREETING) && messages[0].contains(r#""role":"agent""#));
+    assert_eq!(names.last(), Some(&"speaknode:ended"), "{seen:?}");
+}
+
 #[wasm_bindgen_test]
 async fn an_unreachable_bff_shows_a_readable_error_with_retry() {
-    let (_host, root, container) = shadow_host();
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
     // Port 9 (discard) refuses connections: fetch fails without any HTTP answer.
     let backend: Rc<dyn Backend> = Rc::new(FetchBackend::new("http://127.0.0.1:9"));
     let widget = mount(backend, container);
     widget.open();
     until("the error message", || {
         text(&root, "sn-status").contains("can't reach the service")
+    })
+    .await;
+    until("the error event", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with(r#"speaknode:error {"code":"network""#))
     })
     .await;
     let status = find(&root, "sn-status").expect("status");
