@@ -7,27 +7,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use common::sse::{Auth, Events};
 use common::*;
-
-/// Everything logged, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        buffer.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn a_query_token_works_and_never_reaches_the_logs() {
@@ -48,8 +29,7 @@ async fn a_query_token_works_and_never_reaches_the_logs() {
     events.until(|view| view["status"] == "Completed").await;
     events.assert_ends("conversation_ended").await;
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(PoisonError::into_inner))
-        .into_owned();
+    let text = logs.text();
     assert!(
         text.contains(r#"route="/v1/conversations/{id}/events""#),
         "the span names the route:\n{text}"

@@ -6,37 +6,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use common::*;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use speaknode_api::paths;
 use tracing_subscriber::EnvFilter;
-
-/// Everything logged, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let mut buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        buffer.extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        let buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8_lossy(&buffer).into_owned()
-    }
-}
 
 #[tokio::test]
 async fn attack_31_authorization_cookie_and_tokens_never_reach_the_logs() {

@@ -289,6 +289,8 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
+        // The poll interval of a condition with a deadline, not a wait for time to pass:
+        // HTTP state has no change notification to await.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
