@@ -49,6 +49,10 @@ enum Cmd {
         /// Run one stage only (while working on it); CI runs them all.
         #[arg(long, value_enum)]
         only: Option<Stage>,
+        /// With `--only e2e`: run only these end-to-end test files (e.g. `-- e2e/api.test.mjs`)
+        /// and skip the API fuzzing, for a quick loop while working on them.
+        #[arg(last = true)]
+        e2e_files: Vec<String>,
     },
     /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11), and the BFF's
     /// token mint and verify throughput, latency and memory beside an equivalent Node
@@ -66,7 +70,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Demo => demo(),
-        Cmd::Test { only } => test(only),
+        Cmd::Test { only, e2e_files } => test(only, &e2e_files),
         Cmd::Bench { only } => {
             let part = |part| only.is_none_or(|only| only == part);
             let tools = tools::ensure(false)?;
@@ -115,7 +119,7 @@ fn demo() -> anyhow::Result<()> {
     })
 }
 
-fn test(only: Option<Stage>) -> anyhow::Result<()> {
+fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
     let stage = |stage| only.is_none_or(|only| only == stage);
     let tools = tools::ensure(stage(Stage::Browser) || stage(Stage::E2e))?;
     let cargo = |args: &[&str]| run(tools.command("cargo").args(args));
@@ -163,7 +167,7 @@ fn test(only: Option<Stage>) -> anyhow::Result<()> {
     }
     if stage(Stage::E2e) {
         build_widget(&tools)?;
-        end_to_end(&tools)?;
+        end_to_end(&tools, e2e_files)?;
     }
     Ok(())
 }
@@ -176,15 +180,27 @@ fn build_widget(tools: &Tools) -> anyhow::Result<()> {
 }
 
 /// Fuzzes the BFF's API, then starts the stack on free ports and drives the release build in
-/// Chromium (e2e/). The browser tests go last so that their runner's summary closes the run.
-fn end_to_end(tools: &Tools) -> anyhow::Result<()> {
+/// Chromium (e2e/, or only `files` without the fuzzing). The browser tests go last so that
+/// their runner's summary closes the run.
+fn end_to_end(tools: &Tools, files: &[String]) -> anyhow::Result<()> {
     let root = project_root();
-    let schemathesis = tools::ensure_schemathesis()?;
+    let schemathesis = if files.is_empty() {
+        Some(tools::ensure_schemathesis()?)
+    } else {
+        None
+    };
     runtime()?.block_on(async {
-        fuzz_api(&schemathesis, &root).await?;
+        if let Some(schemathesis) = schemathesis {
+            fuzz_api(&schemathesis, &root).await?;
+        }
         let stack = Stack::start(Ports::ANY, &root.join("dist"), &root.join("target/e2e")).await?;
         let mut node = tools.command("node");
-        node.args(["--test", "--test-reporter=spec", "e2e/"])
+        node.args(["--test", "--test-reporter=spec"])
+            .args(if files.is_empty() {
+                vec!["e2e/".to_owned()]
+            } else {
+                files.to_vec()
+            })
             .env("SN_HOST_URL", &stack.host_url)
             .env("SN_BFF_URL", &stack.bff_url)
             .env("SN_ISSUER", &stack.issuer)
