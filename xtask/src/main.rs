@@ -148,6 +148,16 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
             "-D",
             "warnings",
         ])?;
+        // The loader's TypeScript declarations, checked as a customer's strict code uses them.
+        run(tools.command("tsc").args([
+            "--noEmit",
+            "--strict",
+            "--target",
+            "es2020",
+            "--lib",
+            "es2020,dom",
+            "e2e/types/usage.ts",
+        ]))?;
     }
     if stage(Stage::Native) {
         cargo(&["test", "--workspace", "--locked"])?;
