@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::stack::{Ports, Stack};
+use crate::stack::{Ports, Profile, Stack};
 use crate::tools::Tools;
 
 /// Set-up, demo, tests and benchmarks of the SpeakNode widget workspace.
@@ -96,8 +96,13 @@ fn demo() -> anyhow::Result<()> {
     build_widget(&tools)?;
     runtime()?.block_on(async {
         let root = project_root();
-        let stack =
-            Stack::start(Ports::DEMO, &root.join("dist"), &root.join("target/demo")).await?;
+        let stack = Stack::start(
+            Profile::Production,
+            Ports::DEMO,
+            &root.join("dist"),
+            &root.join("target/demo"),
+        )
+        .await?;
         println!();
         println!("  SpeakNode widget demo is running.");
         println!();
@@ -203,20 +208,20 @@ fn end_to_end(tools: &Tools, files: &[String]) -> anyhow::Result<()> {
         if let Some(schemathesis) = schemathesis {
             fuzz_api(&schemathesis, &root).await?;
         }
-        let stack = Stack::start(Ports::ANY, &root.join("dist"), &root.join("target/e2e")).await?;
-        let mut node = tools.command("node");
-        node.args(["--test", "--test-reporter=spec"])
-            .args(if files.is_empty() {
-                vec!["e2e/".to_owned()]
-            } else {
-                files.to_vec()
-            })
-            .env("SN_HOST_URL", &stack.host_url)
-            .env("SN_BFF_URL", &stack.bff_url)
-            .env("SN_ISSUER", &stack.issuer)
-            .env("SN_CLIENT_SECRET", &stack.client_secret)
-            .env("SN_GREETING", &stack.greeting)
-            .env("SN_CHROMIUM", tools.chromium());
+        let stack = Stack::start(
+            Profile::Browser,
+            Ports::ANY,
+            &root.join("dist"),
+            &root.join("target/e2e"),
+        )
+        .await?;
+        let mut node = browser_node(tools, &stack);
+        node.args(["--test", "--test-reporter=spec"]);
+        if files.is_empty() {
+            node.arg("e2e/");
+        } else {
+            node.args(files);
+        }
         let status = tokio::task::spawn_blocking(move || run(&mut node)).await?;
         stack.stop().await?;
         status
@@ -229,7 +234,7 @@ fn end_to_end(tools: &Tools, files: &[String]) -> anyhow::Result<()> {
 /// browser tests' mints and its own never share a rate limit.
 async fn fuzz_api(schemathesis: &Path, root: &Path) -> anyhow::Result<()> {
     let work = root.join("target/schemathesis");
-    let stack = Stack::start(Ports::ANY, &root.join("dist"), &work).await?;
+    let stack = Stack::start(Profile::Production, Ports::ANY, &root.join("dist"), &work).await?;
     let token = stack.mint_token().await?;
     // The token goes into the config file, not the command line xtask echoes.
     std::fs::write(
@@ -252,6 +257,23 @@ async fn fuzz_api(schemathesis: &Path, root: &Path) -> anyhow::Result<()> {
     let status = tokio::task::spawn_blocking(move || run(&mut command)).await?;
     stack.stop().await?;
     status
+}
+
+/// `node` with the stack's addresses in the SN_* variables the browser scripts in e2e/ read
+/// (e2e/support.mjs).
+fn browser_node(tools: &Tools, stack: &Stack) -> Command {
+    let mut node = tools.command("node");
+    node.env("SN_HOST_URL", &stack.host_url)
+        .env("SN_BFF_URL", &stack.bff_url)
+        .env("SN_SANDBOX_URL", &stack.sandbox_url)
+        .env("SN_ISSUER", &stack.issuer)
+        .env("SN_CLIENT_SECRET", &stack.client_secret)
+        .env("SN_AGENT_ID", stack::DEMO_AGENT_ID)
+        .env("SN_GREETING", &stack.greeting)
+        .env("SN_SECOND_AGENT_ID", stack::SECOND_AGENT_ID)
+        .env("SN_SECOND_GREETING", &stack.second_greeting)
+        .env("SN_CHROMIUM", tools.chromium());
+    node
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

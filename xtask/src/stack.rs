@@ -1,16 +1,16 @@
 //! The whole product on one machine: the sandbox (SpeakNode in a box), the BFF and a static
-//! server for the widget's demo host page, each on its own 127.0.0.1 port so the browser
-//! crosses origins exactly as on a customer's site. `cargo xtask demo` runs it on fixed ports;
-//! the end-to-end tests run it on free ones.
+//! server for the widget's demo host page and the end-to-end tests' fixture pages, each on its
+//! own 127.0.0.1 port so the browser crosses origins exactly as on a customer's site.
+//! `cargo xtask demo` runs it on fixed ports; the end-to-end tests run it on free ones.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +22,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The demo agent (Ava in the sandbox's demo configuration); index.html embeds it.
 pub const DEMO_AGENT_ID: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+/// The sandbox's second demo agent (Max), so tests can switch a widget to another agent.
+pub const SECOND_AGENT_ID: &str = "3d5f1b2a-8c4e-4f6a-9b7d-1e2c3a4b5c6d";
 /// The client of the sandbox's demo configuration.
 const DEMO_CLIENT_ID: &str = "speaknode-bff-demo";
 /// The port `trunk serve` uses (Trunk.toml); the demo BFF allows that origin too.
@@ -49,6 +51,18 @@ impl Ports {
     };
 }
 
+/// What a stack is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// As an operator would run it: the BFF's default rate limits, no sandbox admin routes.
+    /// The demo and the API fuzzer use it.
+    Production,
+    /// For browser tests, screenshots and the browser bench: the sandbox's admin routes are
+    /// on (to speak as the user and to inject faults) and the BFF's mint limits are high,
+    /// because every test browser mints from 127.0.0.1.
+    Browser,
+}
+
 /// A running stack. Dropping it does not stop it; call [`Stack::stop`].
 pub struct Stack {
     pub host_url: String,
@@ -60,14 +74,21 @@ pub struct Stack {
     pub client_secret: String,
     /// What the demo agent says first.
     pub greeting: String,
+    /// What the second agent says first.
+    pub second_greeting: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Stack {
     /// Starts the sandbox, the BFF (configured from a TOML file written to `work_dir`, as an
-    /// operator would) and the host page server for `dist`.
-    pub async fn start(ports: Ports, dist: &Path, work_dir: &Path) -> anyhow::Result<Stack> {
+    /// operator would) and the host page server for `dist` and the fixture pages.
+    pub async fn start(
+        profile: Profile,
+        ports: Ports,
+        dist: &Path,
+        work_dir: &Path,
+    ) -> anyhow::Result<Stack> {
         let (stop, stopped) = watch::channel(false);
         let until_stopped = move || {
             let mut stopped = stopped.clone();
@@ -87,20 +108,27 @@ impl Stack {
 
         // The sandbox's own demo configuration (Ava and Max, a scenario, tools), with this
         // run's secret.
-        let sandbox_config =
+        let mut sandbox_config =
             speaknode_sandbox::Config::demo(SecretString::from(client_secret.clone()));
-        let greeting = sandbox_config
-            .agents
-            .iter()
-            .find(|agent| agent.id.to_string() == DEMO_AGENT_ID)
-            .map(|agent| agent.greeting.clone())
-            .context("the sandbox's demo configuration has no demo agent")?;
+        sandbox_config.admin_enabled = profile == Profile::Browser;
+        let greeting_of = |id: &str| {
+            sandbox_config
+                .agents
+                .iter()
+                .find(|agent| agent.id.to_string() == id)
+                .map(|agent| agent.greeting.clone())
+                .with_context(|| format!("the sandbox's demo configuration has no agent {id}"))
+        };
+        let greeting = greeting_of(DEMO_AGENT_ID)?;
+        let second_greeting = greeting_of(SECOND_AGENT_ID)?;
         std::fs::create_dir_all(work_dir)?;
         let bff_config_path = work_dir.join("bff.toml");
-        std::fs::write(
-            &bff_config_path,
-            bff_config_toml(&bff_url, &issuer, &sandbox_url, &client_secret, &host_url),
-        )?;
+        let mut bff_toml =
+            bff_config_toml(&bff_url, &issuer, &sandbox_url, &client_secret, &host_url);
+        if profile == Profile::Browser {
+            bff_toml.push_str(BROWSER_TEST_LIMITS);
+        }
+        std::fs::write(&bff_config_path, bff_toml)?;
         let bff_config = speaknode_bff::Config::load(&bff_config_path)?;
 
         let mut tasks = Vec::new();
@@ -114,7 +142,7 @@ impl Stack {
             bff_config,
             until_stopped(),
         )));
-        let page = HostPage::new(dist, &bff_url)?;
+        let page = HostPage::new(dist, &crate::project_root().join("e2e/pages"), &bff_url)?;
         let shutdown = until_stopped();
         tasks.push(tokio::spawn(async move {
             axum::serve(host, page.router())
@@ -130,6 +158,7 @@ impl Stack {
             issuer,
             client_secret,
             greeting,
+            second_greeting,
             stop,
             tasks,
         })
@@ -218,21 +247,37 @@ client_secret = "{secret}"
 [[agents]]
 id = "{DEMO_AGENT_ID}"
 allowed_origins = ["{host_url}", "{TRUNK_SERVE_ORIGIN}"]
+
+[[agents]]
+id = "{SECOND_AGENT_ID}"
+allowed_origins = ["{host_url}", "{TRUNK_SERVE_ORIGIN}"]
 "#
     )
 }
 
-/// Serves the built widget and its demo page, with the page pointed at this run's BFF and
-/// the strict Content-Security-Policy the README promises the widget works under.
+/// Mint limits for browser tests: every test mints from 127.0.0.1 for the same agent, dozens
+/// of times a minute, which the defaults (rightly) refuse.
+const BROWSER_TEST_LIMITS: &str = r#"
+[limits]
+per_ip = { per_minute = 6000, burst = 1000 }
+per_agent = { per_minute = 6000, burst = 1000 }
+global = { per_minute = 6000, burst = 1000 }
+"#;
+
+/// Serves the built widget, its demo page and the end-to-end tests' fixture pages
+/// (`e2e/pages/`, under `/fixtures/`), with the pages pointed at this run's BFF and the strict
+/// Content-Security-Policy the README promises the widget works under on every response.
 #[derive(Clone)]
 struct HostPage {
     dist: PathBuf,
+    fixtures: PathBuf,
     index: String,
+    bff_url: String,
     csp: HeaderValue,
 }
 
 impl HostPage {
-    fn new(dist: &Path, bff_url: &str) -> anyhow::Result<Self> {
+    fn new(dist: &Path, fixtures: &Path, bff_url: &str) -> anyhow::Result<Self> {
         let index = std::fs::read_to_string(dist.join("index.html"))
             .with_context(|| format!("no widget build in {}", dist.display()))?
             .replace(
@@ -244,7 +289,9 @@ impl HostPage {
         ))?;
         Ok(Self {
             dist: dist.to_owned(),
+            fixtures: fixtures.to_owned(),
             index,
+            bff_url: bff_url.to_owned(),
             csp,
         })
     }
@@ -254,6 +301,7 @@ impl HostPage {
         Router::new()
             .route("/", get(index))
             .route("/index.html", get(index))
+            .route("/fixtures/{file}", get(fixture))
             .fallback_service(ServeDir::new(&self.dist))
             .layer(SetResponseHeaderLayer::overriding(
                 header::CONTENT_SECURITY_POLICY,
@@ -261,8 +309,89 @@ impl HostPage {
             ))
             .with_state(self)
     }
+
+    /// A fixture file with its placeholders filled in, or `None` for a name that is not a
+    /// plain `name.html`, `name.js` or `name.css` in the fixtures directory. Read at every
+    /// request, so a running `cargo xtask demo` serves fixtures as they are edited.
+    fn fixture(&self, file: &str) -> Option<(&'static str, String)> {
+        let (stem, extension) = file.rsplit_once('.')?;
+        let plain = !stem.is_empty()
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let content_type = match extension {
+            "html" => "text/html; charset=utf-8",
+            "js" => "text/javascript; charset=utf-8",
+            "css" => "text/css; charset=utf-8",
+            _ => return None,
+        };
+        if !plain {
+            return None;
+        }
+        let text = std::fs::read_to_string(self.fixtures.join(file)).ok()?;
+        let text = text
+            .replace("{{BFF_URL}}", &self.bff_url)
+            .replace("{{AGENT_ID}}", DEMO_AGENT_ID)
+            .replace("{{SECOND_AGENT_ID}}", SECOND_AGENT_ID);
+        Some((content_type, text))
+    }
 }
 
 async fn index(State(page): State<HostPage>) -> impl IntoResponse {
     Html(page.index)
+}
+
+async fn fixture(State(page): State<HostPage>, UrlPath(file): UrlPath<String>) -> Response {
+    match page.fixture(&file) {
+        Some((content_type, text)) => {
+            ([(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(fixtures: &Path) -> HostPage {
+        HostPage {
+            dist: PathBuf::new(),
+            fixtures: fixtures.to_owned(),
+            index: String::new(),
+            bff_url: "http://127.0.0.1:9".to_owned(),
+            csp: HeaderValue::from_static("default-src 'self'"),
+        }
+    }
+
+    #[test]
+    fn fixtures_get_this_runs_bff_and_agents() {
+        let pages = crate::project_root().join("e2e/pages");
+        let (content_type, text) = page(&pages).fixture("embed.html").expect("embed.html");
+        assert_eq!(content_type, "text/html; charset=utf-8");
+        assert!(
+            text.contains(r#"data-session-url="http://127.0.0.1:9""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(DEMO_AGENT_ID) && !text.contains("{{"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fixture_names_cannot_leave_the_fixtures_directory() {
+        let pages = crate::project_root().join("e2e/pages");
+        let page = page(&pages);
+        for name in [
+            "../support.mjs",
+            "..html",
+            ".html",
+            "x/../embed.html",
+            "Embed.html",
+            "embed.txt",
+        ] {
+            assert!(page.fixture(name).is_none(), "{name} was served");
+        }
+    }
 }
