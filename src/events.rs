@@ -50,9 +50,6 @@ pub fn report(
                 Phase::Live(status) => {
                     let status = format!("{status:?}");
                     dispatch(&target, "status", &json!({ "status": status }));
-                    if matches!(now.phase, Phase::Live(s) if s.is_final()) {
-                        dispatch(&target, "ended", &json!({ "status": status }));
-                    }
                 }
                 Phase::Error(error) => {
                     let detail =
@@ -73,6 +70,17 @@ pub fn report(
                     dispatch(&target, "message", &detail);
                 }
             });
+        }
+        // The end comes last, after the turns that led to it.
+        if now.phase != before.phase
+            && let Phase::Live(status) = &now.phase
+            && status.is_final()
+        {
+            dispatch(
+                &target,
+                "ended",
+                &json!({ "status": format!("{status:?}") }),
+            );
         }
         now
     });
