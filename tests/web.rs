@@ -497,3 +497,35 @@ async fn a_token_provider_is_asked_at_start_and_again_on_retry() {
     let calls: Vec<String> = calls.iter().filter_map(|c| c.as_string()).collect();
     assert_eq!(calls, ["start agent-provider", "retry agent-provider"]);
 }
+
+#[wasm_bindgen_test]
+async fn a_failed_end_keeps_the_conversation_and_tells_the_page() {
+    let agent = "agent-end-fails";
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    *backend.fail_end.borrow_mut() = true;
+    let widget = mount(agent, backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    widget.end();
+    until("the error event", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with(r#"speaknode:error {"code":"upstream_unavailable""#))
+    })
+    .await;
+    assert_eq!(
+        text(&root, "sn-status"),
+        "Connected",
+        "the conversation goes on"
+    );
+    assert!(!backend.all_streams_closed(), "and is still followed");
+    resume::clear(agent);
+}

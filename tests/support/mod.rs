@@ -45,6 +45,8 @@ pub struct ScriptedBackend {
     pub streams: RefCell<Vec<mpsc::UnboundedSender<StreamItem>>>,
     /// When set, opening a stream fails at once (as an HTTP error would).
     pub refuse_streams: RefCell<u32>,
+    /// When set, ending answers as a BFF whose platform is down.
+    pub fail_end: RefCell<bool>,
 }
 
 impl ScriptedBackend {
@@ -66,6 +68,7 @@ impl ScriptedBackend {
             feedback: RefCell::default(),
             streams: RefCell::default(),
             refuse_streams: RefCell::new(0),
+            fail_end: RefCell::new(false),
         })
     }
 
@@ -202,6 +205,22 @@ impl Backend for ScriptedBackend {
     fn end(&self, token: &str, _id: &str) -> LocalFuture<Result<ConversationView, ClientError>> {
         self.check_token(token, "ending");
         *self.ends.borrow_mut() += 1;
+        if *self.fail_end.borrow() {
+            let problem = speaknode_api::Problem {
+                kind: "about:blank".into(),
+                title: "Service Unavailable".into(),
+                status: 503,
+                detail: None,
+                code: speaknode_api::ErrorCode::UpstreamUnavailable,
+                retry_after: Some(5),
+            };
+            return Box::pin(async move {
+                Err(ClientError::Http {
+                    status: 503,
+                    problem: Some(problem),
+                })
+            });
+        }
         let mut view = self.latest.borrow().clone().expect("a conversation to end");
         view.status = ConversationStatus::Completed;
         *self.latest.borrow_mut() = Some(view.clone());
