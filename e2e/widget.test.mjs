@@ -70,6 +70,12 @@ async function openPage() {
       })(),
     );
   });
+  // Chromium keeps no body for an EventSource response; DevTools reports each message.
+  const devtools = await context.newCDPSession(page);
+  await devtools.send("Network.enable");
+  devtools.on("Network.eventSourceMessageReceived", ({ eventName, data }) => {
+    records.push({ url: "eventsource", status: 200, headers: {}, body: `event: ${eventName}\ndata: ${data}` });
+  });
   const problems = [];
   page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
   page.on("console", (message) => {
@@ -92,6 +98,13 @@ test("a visitor opens the widget and the agent greets them", async () => {
   await page.getByTestId("sn-transcript").getByText(GREETING).waitFor({ timeout: 10_000 });
   assert.equal((await page.getByTestId("sn-agent-name").textContent()).trim(), "Ava");
 
+  // The event stream's body is complete only once the BFF ends the stream: end the
+  // conversation, so the scan below reads every event the browser received.
+  await page.evaluate(() => {
+    const widget = document.querySelector("speaknode-widget");
+    return typeof widget.end === "function" ? widget.end() : widget._handle.end();
+  });
+  await page.locator('[data-testid="sn-status"][data-phase="completed"]').waitFor({ timeout: 10_000 });
   await Promise.all(pending);
   await context.close();
   assert.deepEqual(problems, [], "the page logged errors");
@@ -101,6 +114,8 @@ test("a visitor opens the widget and the agent greets them", async () => {
   assert.ok(fromBff.some((r) => r.status === 201), "the browser saw the BFF mint and start");
   const widgetTokens = fromBff.flatMap((r) => jwts(r.body)).filter((t) => t.payload?.iss === BFF_URL);
   assert.ok(widgetTokens.length >= 2, "the scan found the scoped widget tokens, so it reads bodies");
+  const events = records.filter((r) => r.url === "eventsource");
+  assert.ok(events.some((r) => r.body.includes(GREETING)), "the scan read the event stream the widget followed");
 
   // No upstream token, secret or issuer ever reaches the browser: bodies, headers, URLs.
   for (const record of records) {

@@ -1,135 +1,526 @@
-//! Drives one conversation: mint a token, start, then follow the conversation until it ends,
-//! writing every step into the [`Session`] signal the panel renders.
+//! Drives one conversation: get a token, start (or resume the stored conversation), follow
+//! its live event stream, renew its token before expiry, and carry out the visitor's end and
+//! rating, writing every step into the [`Session`] signal the panel renders.
 //!
-//! The live event stream (SSE) replaces the polling loop later; the session's `apply` stays.
+//! Every event of the stream is the whole conversation, so a dropped connection that comes
+//! back, or a reload, shows exactly the transcript the BFF has: no turn twice, none missing.
+//! All work runs in tasks the [`Driver`] can abort, which `destroy` does: no timer, request
+//! or stream outlives the widget.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use futures_util::StreamExt;
+use futures_util::future::{AbortHandle, abortable};
 use leptos::prelude::*;
+use speaknode_api::{ConversationStatus, EndReason, ErrorCode, FeedbackRequest, Rating};
 
-use crate::client::{Backend, ClientError};
-use crate::session::{Session, WidgetError};
+use crate::client::{Backend, ClientError, MintReason, StreamItem};
+use crate::resume::{self, Saved};
+use crate::session::{Feedback, Phase, Session, WidgetError};
 
-/// How the driver paces its reads.
+/// How the driver paces its retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
-    /// Delay between reads while the conversation runs.
-    pub poll_millis: u32,
-    /// Consecutive network failures tolerated before the widget shows an error.
+    /// Base delay before reopening a stream that failed; it doubles with each failure.
+    pub retry_millis: u32,
+    /// Consecutive failures to reach the BFF tolerated before the widget shows an error.
     pub max_network_failures: u32,
 }
 
 impl Default for Pacing {
     fn default() -> Self {
         Self {
-            poll_millis: 1000,
+            retry_millis: 1000,
             max_network_failures: 4,
         }
     }
 }
 
-/// Starts a conversation and follows it. Returns when the conversation is final, when an
-/// error is shown, or when the widget was destroyed (its signal disposed).
-pub async fn run(
-    backend: Rc<dyn Backend>,
-    agent_id: String,
-    session: RwSignal<Session>,
-    pacing: Pacing,
-) {
-    if session.try_update(Session::connecting).is_none() {
-        return;
-    }
-    let grant = match backend.mint(&agent_id).await {
-        Ok(grant) => grant,
-        Err(error) => return fail(session, error.into()),
-    };
-    let agent_name = grant.agent.name.clone();
-    if session
-        .try_update(|s| s.agent_name = Some(agent_name))
-        .is_none()
-    {
-        return;
-    }
-    let started = match backend.start(&grant.token).await {
-        Ok(started) => started,
-        Err(error) => return fail(session, error.into()),
-    };
-    let token = Token {
-        value: started.token,
-        expires_at: started.expires_at,
-    };
-    let id = started.conversation.id.clone();
-    if session
-        .try_update(|s| s.apply(&started.conversation))
-        .is_none()
-    {
-        return;
-    }
-    follow(backend.as_ref(), token, &id, session, pacing).await;
-}
-
-/// Renew a token this long before it expires, so a read never races its expiry.
+/// Renew a token this long before it expires, so no call races its expiry.
 const RENEW_MARGIN_SECS: u64 = 60;
 
-/// The token bound to the conversation, with its absolute expiry.
-struct Token {
-    value: String,
+/// The conversation the widget holds and the token bound to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Credentials {
+    id: String,
+    token: String,
     expires_at: u64,
 }
 
-/// Reads the conversation until it is final. Network hiccups are retried with growing
-/// delays; anything else is shown at once.
-async fn follow(
-    backend: &dyn Backend,
-    mut token: Token,
-    id: &str,
+/// Everything the widget's tasks share. Cheap to clone; all clones are one driver.
+#[derive(Clone)]
+pub struct Driver {
+    backend: Rc<dyn Backend>,
+    agent_id: Rc<str>,
     session: RwSignal<Session>,
+    open: RwSignal<bool>,
     pacing: Pacing,
-) {
-    let mut failures = 0;
-    // Checked before waiting and again before reading: the widget may be destroyed, or the
-    // conversation may end, while the driver sleeps.
-    let wanted = || session.try_with_untracked(Session::wants_updates) == Some(true);
-    while wanted() {
-        let delay = pacing.poll_millis.saturating_mul(1 << failures.min(4));
-        backend.wait(delay).await;
-        if !wanted() {
-            return;
-        }
-        if backend.now() + RENEW_MARGIN_SECS >= token.expires_at {
-            match backend.renew(&token.value, id).await {
-                Ok(grant) => {
-                    token = Token {
-                        value: grant.token,
-                        expires_at: grant.expires_at,
-                    }
-                }
-                Err(ClientError::Network) if failures + 1 < pacing.max_network_failures => {
-                    failures += 1;
-                    continue;
-                }
-                Err(error) => return fail(session, error.into()),
-            }
-        }
-        match backend.conversation(&token.value, id).await {
-            Ok(view) => {
-                failures = 0;
-                if session.try_update(|s| s.apply(&view)).is_none() {
-                    return;
-                }
-                if view.status == speaknode_api::ConversationStatus::Failed {
-                    return fail(session, WidgetError::conversation_failed());
-                }
-            }
-            Err(ClientError::Network) if failures + 1 < pacing.max_network_failures => {
-                failures += 1;
-            }
-            Err(error) => return fail(session, error.into()),
-        }
-    }
+    credentials: Rc<RefCell<Option<Credentials>>>,
+    tasks: Rc<RefCell<Vec<AbortHandle>>>,
 }
 
-fn fail(session: RwSignal<Session>, error: WidgetError) {
-    // A disposed signal means the widget was destroyed; there is nobody to tell.
-    let _ = session.try_update(|s| s.fail(error));
+impl Driver {
+    pub fn new(
+        backend: Rc<dyn Backend>,
+        agent_id: &str,
+        session: RwSignal<Session>,
+        open: RwSignal<bool>,
+        pacing: Pacing,
+    ) -> Self {
+        Self {
+            backend,
+            agent_id: agent_id.into(),
+            session,
+            open,
+            pacing,
+            credentials: Rc::default(),
+            tasks: Rc::default(),
+        }
+    }
+
+    /// Picks up the conversation stored by an earlier page of this tab, if its token still
+    /// holds, and reopens the panel if it was open.
+    pub fn resume_stored(&self) {
+        let Some(saved) = resume::load(&self.agent_id, self.backend.now()) else {
+            return;
+        };
+        *self.credentials.borrow_mut() = Some(Credentials {
+            id: saved.conversation_id,
+            token: saved.token,
+            expires_at: saved.expires_at,
+        });
+        if saved.open {
+            let _ = self.open.try_set(true);
+        }
+        self.spawn(self.clone().catch_up());
+    }
+
+    /// Starts a conversation, unless one is being started or is running. After a failure
+    /// with a conversation still running, it catches up with that one instead of starting
+    /// another.
+    pub fn start(&self) {
+        let Some((busy, failed)) = self
+            .session
+            .try_with_untracked(|s| (s.is_busy(), matches!(s.phase, Phase::Error(_))))
+        else {
+            return;
+        };
+        if busy {
+            return;
+        }
+        self.abort_tasks();
+        if failed && self.credentials.borrow().is_some() {
+            self.spawn(self.clone().catch_up());
+        } else {
+            let reason = if failed {
+                MintReason::Retry
+            } else {
+                MintReason::Start
+            };
+            self.spawn(self.clone().begin(reason));
+        }
+    }
+
+    /// Starts a conversation if the widget has never talked yet (opening an idle widget
+    /// means "talk").
+    pub fn start_if_idle(&self) {
+        if self.session.try_with_untracked(|s| s.phase == Phase::Idle) == Some(true) {
+            self.start();
+        }
+    }
+
+    /// The visitor hangs up.
+    pub fn end(&self) {
+        let Some(credentials) = self.credentials.borrow().clone() else {
+            return;
+        };
+        if self.session.try_with_untracked(Session::can_end) != Some(true) {
+            return;
+        }
+        self.update(|s| {
+            s.ending = true;
+            s.notice = None;
+        });
+        let driver = self.clone();
+        self.spawn(async move {
+            let answer = driver
+                .backend
+                .end(&credentials.token, &credentials.id)
+                .await;
+            match answer {
+                Ok(view) => {
+                    driver.update(|s| {
+                        s.apply(&view);
+                    });
+                    driver.forget_if_final();
+                }
+                // Someone (the agent, the platform) ended it first: the stream says how.
+                Err(ClientError::Http {
+                    problem: Some(problem),
+                    ..
+                }) if problem.code == ErrorCode::ConversationEnded => {}
+                Err(error) => {
+                    driver.update(|s| {
+                        s.ending = false;
+                        s.notice = Some(error.into());
+                    });
+                }
+            }
+        });
+    }
+
+    /// The visitor rates the conversation; a later rating replaces an earlier one.
+    pub fn feedback(&self, rating: Rating, comment: Option<String>) {
+        let Some(id) = self
+            .session
+            .try_with_untracked(|s| s.conversation_id.clone())
+            .flatten()
+        else {
+            return;
+        };
+        let Some(token) = self.feedback_token(&id) else {
+            return;
+        };
+        if self.session.try_with_untracked(Session::can_rate) != Some(true) {
+            return;
+        }
+        self.update(|s| {
+            s.feedback = Feedback::Sending(rating);
+            s.notice = None;
+        });
+        let request = FeedbackRequest {
+            rating,
+            comment: comment
+                .map(|text| text.trim().to_owned())
+                .filter(|text| !text.is_empty()),
+        };
+        let driver = self.clone();
+        self.spawn(async move {
+            let answer = driver.backend.feedback(&token, &id, &request).await;
+            driver.update(|s| match answer {
+                Ok(()) => s.feedback = Feedback::Sent(rating),
+                Err(error) => {
+                    s.feedback = Feedback::NotSent;
+                    s.notice = Some(error.into());
+                }
+            });
+        });
+    }
+
+    /// Remembers whether the panel is open, for the next page of this tab.
+    pub fn remember_open(&self) {
+        self.remember();
+    }
+
+    /// Stops every task: timers are cleared, requests aborted, streams closed.
+    pub fn stop(&self) {
+        self.abort_tasks();
+    }
+
+    fn abort_tasks(&self) {
+        for task in self.tasks.borrow_mut().drain(..) {
+            task.abort();
+        }
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        let (task, handle) = abortable(task);
+        let mut tasks = self.tasks.borrow_mut();
+        tasks.retain(|handle| !handle.is_aborted());
+        tasks.push(handle);
+        leptos::task::spawn_local(async move {
+            let _ = task.await;
+        });
+    }
+
+    /// Applies `change` to the session; false once the widget is destroyed.
+    fn update(&self, change: impl FnOnce(&mut Session)) -> bool {
+        self.session.try_update(change).is_some()
+    }
+
+    fn fail(&self, error: WidgetError) {
+        self.update(|s| s.fail(error));
+    }
+
+    fn wants_updates(&self) -> bool {
+        self.session.try_with_untracked(Session::wants_updates) == Some(true)
+    }
+
+    fn current(&self) -> Option<Credentials> {
+        self.credentials.borrow().clone()
+    }
+
+    /// The token to rate with: the conversation's own, which outlives its end by its
+    /// remaining lifetime.
+    fn feedback_token(&self, id: &str) -> Option<String> {
+        self.credentials
+            .borrow()
+            .as_ref()
+            .filter(|c| c.id == id)
+            .map(|c| c.token.clone())
+    }
+
+    fn remember(&self) {
+        let Some(credentials) = self.current() else {
+            return;
+        };
+        if !self.wants_updates() && !self.is_catching_up() {
+            return;
+        }
+        resume::save(
+            &self.agent_id,
+            &Saved {
+                conversation_id: credentials.id,
+                token: credentials.token,
+                expires_at: credentials.expires_at,
+                open: self.open.try_get_untracked().unwrap_or(false),
+            },
+        );
+    }
+
+    fn is_catching_up(&self) -> bool {
+        self.session
+            .try_with_untracked(|s| s.phase == Phase::Connecting)
+            == Some(true)
+    }
+
+    /// A finished conversation is not resumed on the next page; the token stays in memory
+    /// for the rating.
+    fn forget_if_final(&self) {
+        let finished = self
+            .session
+            .try_with_untracked(|s| matches!(s.phase, Phase::Live(status) if status.is_final()));
+        if finished == Some(true) {
+            resume::clear(&self.agent_id);
+        }
+    }
+
+    /// Mint → start → follow.
+    async fn begin(self, reason: MintReason) {
+        if !self.update(|s| {
+            *s = Session {
+                agent_name: s.agent_name.take(),
+                ..Session::default()
+            };
+            s.connecting();
+        }) {
+            return;
+        }
+        let grant = match self.backend.mint(&self.agent_id, reason).await {
+            Ok(grant) => grant,
+            Err(error) => return self.fail(error.into()),
+        };
+        let name = Some(grant.agent.name).filter(|name| !name.trim().is_empty());
+        if !self.update(|s| s.agent_name = name) {
+            return;
+        }
+        let started = match self.backend.start(&grant.token).await {
+            Ok(started) => started,
+            Err(error) => return self.fail(error.into()),
+        };
+        *self.credentials.borrow_mut() = Some(Credentials {
+            id: started.conversation.id.clone(),
+            token: started.token,
+            expires_at: started.expires_at,
+        });
+        if !self.update(|s| {
+            s.apply(&started.conversation);
+        }) {
+            return;
+        }
+        self.remember();
+        self.follow().await;
+    }
+
+    /// Reads the held conversation once over REST, then follows it.
+    async fn catch_up(self) {
+        let Some(credentials) = self.current() else {
+            return;
+        };
+        if !self.update(Session::connecting) {
+            return;
+        }
+        match self
+            .backend
+            .conversation(&credentials.token, &credentials.id)
+            .await
+        {
+            Ok(view) => {
+                if !self.update(|s| {
+                    s.apply(&view);
+                }) {
+                    return;
+                }
+                self.forget_if_final();
+                if view.status == ConversationStatus::Failed {
+                    return self.fail(WidgetError::conversation_failed());
+                }
+                self.follow().await;
+            }
+            Err(ClientError::Network) => self.fail(WidgetError::unreachable()),
+            Err(_) => {
+                // The stored conversation is gone or its token no longer holds: nothing
+                // to resume, so the widget is simply ready for a new conversation.
+                resume::clear(&self.agent_id);
+                *self.credentials.borrow_mut() = None;
+                self.update(|s| *s = Session::default());
+            }
+        }
+    }
+
+    /// Follows the conversation's event stream until the conversation is over, renewing
+    /// its token on the side.
+    async fn follow(&self) {
+        self.spawn(self.clone().renew_before_expiry());
+        let mut failures: u32 = 0;
+        while self.wants_updates() {
+            let Some(credentials) = self.current() else {
+                return;
+            };
+            let mut stream = self.backend.events(&credentials.token, &credentials.id);
+            let mut reopen_after = 0;
+            while let Some(item) = stream.items.next().await {
+                match item {
+                    StreamItem::Open => {
+                        failures = 0;
+                        self.update(|s| s.reconnecting = false);
+                    }
+                    StreamItem::Reconnecting => {
+                        self.update(|s| s.reconnecting = true);
+                    }
+                    StreamItem::Conversation(view) => {
+                        failures = 0;
+                        if !self.update(|s| {
+                            s.reconnecting = false;
+                            s.apply(&view);
+                        }) {
+                            return;
+                        }
+                        self.forget_if_final();
+                        if view.status == ConversationStatus::Failed {
+                            return self.fail(WidgetError::conversation_failed());
+                        }
+                    }
+                    // The renewal task already holds a fresh token (or is about to fail).
+                    StreamItem::End(EndReason::TokenExpired) => break,
+                    // Ended conversations leave the loop; the pause only guards against a
+                    // stream that ends while the conversation still runs.
+                    StreamItem::End(
+                        EndReason::ConversationEnded | EndReason::ShuttingDown | EndReason::Unknown,
+                    ) => {
+                        reopen_after = self.pacing.retry_millis;
+                        break;
+                    }
+                    StreamItem::Failed => {
+                        failures += 1;
+                        reopen_after = self.check(failures).await.unwrap_or(0);
+                        if !self.wants_updates() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            drop(stream);
+            if failures >= self.pacing.max_network_failures {
+                return self.fail(WidgetError::unreachable());
+            }
+            if reopen_after > 0 {
+                self.backend.wait(reopen_after).await;
+            }
+        }
+    }
+
+    /// After the stream failed: reads the conversation over REST to learn why (an expired
+    /// token, an ended conversation, a BFF that is down). Returns how long to wait before
+    /// reopening, or `None` when an error is shown.
+    async fn check(&self, failures: u32) -> Option<u32> {
+        let backoff = self
+            .pacing
+            .retry_millis
+            .saturating_mul(1 << failures.min(5));
+        let credentials = self.current()?;
+        if self.backend.now() + RENEW_MARGIN_SECS >= credentials.expires_at {
+            match self.renew_once().await {
+                Ok(()) => {}
+                Err(ClientError::Network) => return Some(backoff),
+                Err(error) => {
+                    self.fail(error.into());
+                    return None;
+                }
+            }
+        }
+        let credentials = self.current()?;
+        match self
+            .backend
+            .conversation(&credentials.token, &credentials.id)
+            .await
+        {
+            Ok(view) => {
+                self.update(|s| {
+                    s.apply(&view);
+                });
+                self.forget_if_final();
+                if view.status == ConversationStatus::Failed {
+                    self.fail(WidgetError::conversation_failed());
+                    return None;
+                }
+                // Readable over REST but not as a stream: keep reading, at a slower pace.
+                Some(backoff)
+            }
+            Err(ClientError::Network) => Some(backoff),
+            Err(error) => {
+                self.fail(error.into());
+                None
+            }
+        }
+    }
+
+    /// Renews the conversation's token shortly before each expiry while it runs.
+    async fn renew_before_expiry(self) {
+        let mut failures = 0;
+        while self.wants_updates() {
+            let Some(credentials) = self.current() else {
+                return;
+            };
+            let due = credentials.expires_at.saturating_sub(RENEW_MARGIN_SECS);
+            let now = self.backend.now();
+            if now < due {
+                let millis = (due - now).saturating_mul(1000).min(u64::from(u32::MAX));
+                self.backend.wait(millis as u32).await;
+                continue;
+            }
+            match self.renew_once().await {
+                Ok(()) => failures = 0,
+                Err(ClientError::Network) if failures + 1 < self.pacing.max_network_failures => {
+                    failures += 1;
+                    let delay = self.pacing.retry_millis.saturating_mul(1 << failures);
+                    self.backend.wait(delay).await;
+                }
+                Err(error) => {
+                    if self.wants_updates() {
+                        self.fail(error.into());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn renew_once(&self) -> Result<(), ClientError> {
+        let Some(credentials) = self.current() else {
+            return Ok(());
+        };
+        let grant = self
+            .backend
+            .renew(&credentials.token, &credentials.id)
+            .await?;
+        if let Some(held) = self.credentials.borrow_mut().as_mut() {
+            held.token = grant.token;
+            held.expires_at = grant.expires_at;
+        }
+        self.remember();
+        Ok(())
+    }
 }

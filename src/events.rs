@@ -9,14 +9,16 @@ use speaknode_api::Role;
 use wasm_bindgen::JsValue;
 
 use crate::i18n::Messages;
-use crate::session::{Phase, Session};
+use crate::session::{Phase, Session, WidgetError};
 
 /// What the last events told the page, so each change is reported once.
 #[derive(Debug, Clone, PartialEq)]
 struct Told {
     phase: Phase,
+    conversation_id: Option<String>,
     turns: usize,
     open: bool,
+    notice: Option<WidgetError>,
 }
 
 /// Reports every change of `session` and `open` as DOM events dispatched on `target`.
@@ -29,14 +31,22 @@ pub fn report(
     Effect::new(move |told: Option<Told>| {
         let now = session.with(|s| Told {
             phase: s.phase.clone(),
+            conversation_id: s.conversation_id.clone(),
             turns: s.transcript.turns().len(),
             open: open.get(),
+            notice: s.notice,
         });
-        let before = told.unwrap_or(Told {
+        let mut before = told.unwrap_or(Told {
             phase: Phase::Idle,
+            conversation_id: None,
             turns: 0,
             open: false,
+            notice: None,
         });
+        // Another conversation's turns are all new.
+        if now.conversation_id != before.conversation_id {
+            before.turns = 0;
+        }
         if now.open != before.open {
             let name = if now.open { "open" } else { "close" };
             dispatch(&target, name, &json!({}));
@@ -50,9 +60,6 @@ pub fn report(
                 Phase::Live(status) => {
                     let status = format!("{status:?}");
                     dispatch(&target, "status", &json!({ "status": status }));
-                    if matches!(now.phase, Phase::Live(s) if s.is_final()) {
-                        dispatch(&target, "ended", &json!({ "status": status }));
-                    }
                 }
                 Phase::Error(error) => {
                     let detail =
@@ -60,6 +67,14 @@ pub fn report(
                     dispatch(&target, "error", &detail);
                 }
             }
+        }
+        // A failed action (ending, rating) leaves the conversation as it was, but the page
+        // hears about it like any other error.
+        if let Some(notice) = now.notice
+            && now.notice != before.notice
+        {
+            let detail = json!({ "code": notice.code, "message": messages.error(notice.kind) });
+            dispatch(&target, "error", &detail);
         }
         if now.turns > before.turns {
             session.with(|s| {
@@ -73,6 +88,17 @@ pub fn report(
                     dispatch(&target, "message", &detail);
                 }
             });
+        }
+        // The end comes last, after the turns that led to it.
+        if now.phase != before.phase
+            && let Phase::Live(status) = &now.phase
+            && status.is_final()
+        {
+            dispatch(
+                &target,
+                "ended",
+                &json!({ "status": format!("{status:?}") }),
+            );
         }
         now
     });

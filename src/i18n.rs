@@ -35,6 +35,9 @@ pub struct Messages {
     pub error_expired: &'static str,
     pub error_failed: &'static str,
     pub error_unexpected: &'static str,
+    pub error_token_refused: &'static str,
+    /// The status line while the live connection is being re-established.
+    pub reconnecting: &'static str,
 }
 
 pub const EN: Messages = Messages {
@@ -64,6 +67,8 @@ pub const EN: Messages = Messages {
     error_expired: "Your session has expired. Start again to continue.",
     error_failed: "The conversation could not continue. Please try again.",
     error_unexpected: "Something went wrong on our side. Please try again.",
+    error_token_refused: "We couldn't get permission to start the conversation. Please try again.",
+    reconnecting: "Reconnecting…",
 };
 
 pub const DE: Messages = Messages {
@@ -93,6 +98,8 @@ pub const DE: Messages = Messages {
     error_expired: "Ihre Sitzung ist abgelaufen. Starten Sie neu, um fortzufahren.",
     error_failed: "Das Gespräch konnte nicht fortgesetzt werden. Bitte versuchen Sie es erneut.",
     error_unexpected: "Bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es erneut.",
+    error_token_refused: "Wir haben keine Freigabe für das Gespräch erhalten. Bitte versuchen Sie es erneut.",
+    reconnecting: "Verbindung wird wiederhergestellt …",
 };
 
 pub const AR: Messages = Messages {
@@ -122,6 +129,8 @@ pub const AR: Messages = Messages {
     error_expired: "انتهت صلاحية جلستك. ابدأ من جديد للمتابعة.",
     error_failed: "تعذّر استمرار المحادثة. يُرجى المحاولة مرة أخرى.",
     error_unexpected: "حدث خطأ من جهتنا. يُرجى المحاولة مرة أخرى.",
+    error_token_refused: "تعذّر الحصول على إذن لبدء المحادثة. يُرجى المحاولة مرة أخرى.",
+    reconnecting: "جارٍ إعادة الاتصال…",
 };
 
 impl Messages {
@@ -168,6 +177,7 @@ impl Messages {
                 .replace("{seconds}", &seconds.to_string()),
             ErrorKind::SessionExpired => self.error_expired.into(),
             ErrorKind::ConversationFailed => self.error_failed.into(),
+            ErrorKind::TokenRefused => self.error_token_refused.into(),
             ErrorKind::Unexpected => self.error_unexpected.into(),
         }
     }

@@ -16,6 +16,7 @@ pub mod client;
 pub mod driver;
 pub mod events;
 pub mod i18n;
+pub mod resume;
 pub mod session;
 pub mod ui;
 
@@ -28,21 +29,43 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{Backend, FetchBackend};
-use crate::driver::Pacing;
+use crate::driver::{Driver, Pacing};
 use crate::session::Session;
 
 /// What the page configured, read from the loader's options object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Options {
     pub agent_id: String,
     /// The BFF's base URL, absolute or relative to the page.
     pub session_url: String,
     pub lang: Option<String>,
+    /// `voice`, `text` or `hybrid` (the default): which ways of talking the widget offers.
+    pub mode: Mode,
+}
+
+/// Which ways of talking the widget offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    Voice,
+    Text,
+    #[default]
+    Hybrid,
+}
+
+impl Mode {
+    /// Reads the `mode` attribute; anything unknown is the default, never an error.
+    pub fn parse(value: Option<&str>) -> Self {
+        match value.map(str::trim).map(str::to_ascii_lowercase).as_deref() {
+            Some("voice") => Self::Voice,
+            Some("text") => Self::Text,
+            _ => Self::Hybrid,
+        }
+    }
 }
 
 impl Options {
-    /// Reads `{ agentId, sessionUrl, lang }`; a missing or empty required value is an error
-    /// the loader shows in the console, naming the attribute to fix.
+    /// Reads `{ agentId, sessionUrl, lang, mode }`; a missing or empty required value is an
+    /// error the loader shows in the console, naming the attribute to fix.
     pub fn from_js(options: &JsValue) -> Result<Self, String> {
         let get = |key: &str| {
             js_sys::Reflect::get(options, &JsValue::from_str(key))
@@ -56,7 +79,21 @@ impl Options {
             session_url: get("sessionUrl")
                 .ok_or("SpeakNode widget: set data-session-url (or session-url)")?,
             lang: get("lang"),
+            mode: Mode::parse(get("mode").as_deref()),
         })
+    }
+
+    /// The page's `tokenProvider` function, if it set one.
+    fn token_provider(options: &JsValue) -> Result<Option<js_sys::Function>, String> {
+        let value = js_sys::Reflect::get(options, &JsValue::from_str("tokenProvider"))
+            .unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        value
+            .dyn_into::<js_sys::Function>()
+            .map(Some)
+            .map_err(|_| "SpeakNode widget: tokenProvider must be a function".to_owned())
     }
 }
 
@@ -64,10 +101,9 @@ impl Options {
 #[wasm_bindgen]
 pub struct WidgetHandle {
     open: RwSignal<bool>,
-    session: RwSignal<Session>,
-    start: Rc<dyn Fn()>,
-    // Dropping the handle unmounts the view and disposes every signal, which also stops the
-    // driver's loop at its next step.
+    driver: Driver,
+    // Dropping the handle unmounts the view and disposes every signal; the driver's tasks
+    // are aborted with it.
     mounted: Option<Box<dyn Any>>,
 }
 
@@ -76,15 +112,9 @@ impl WidgetHandle {
     /// Opens the panel (starting a conversation if none has started).
     pub fn open(&self) {
         // `try_set` hands the value back only when the widget was destroyed.
-        if self.open.try_set(true).is_none() && self.idle() {
-            (self.start)();
+        if self.open.try_set(true).is_none() {
+            self.driver.start_if_idle();
         }
-    }
-
-    fn idle(&self) -> bool {
-        self.session
-            .try_with_untracked(|s| s.phase == session::Phase::Idle)
-            == Some(true)
     }
 
     /// Closes the panel; the conversation goes on.
@@ -94,11 +124,18 @@ impl WidgetHandle {
 
     /// Starts a conversation unless one is running.
     pub fn start(&self) {
-        (self.start)();
+        self.driver.start();
     }
 
-    /// Removes everything the widget rendered and stops its work.
+    /// Ends the running conversation.
+    pub fn end(&self) {
+        self.driver.end();
+    }
+
+    /// Removes everything the widget rendered and stops its work: no timer, request or
+    /// stream is left behind.
     pub fn destroy(&mut self) {
+        self.driver.stop();
         self.mounted.take();
     }
 }
@@ -108,8 +145,10 @@ impl WidgetHandle {
 #[wasm_bindgen]
 pub fn mount(container: web_sys::HtmlElement, options: &JsValue) -> Result<WidgetHandle, JsError> {
     console_error_panic_hook::set_once();
+    let provider = Options::token_provider(options).map_err(|message| JsError::new(&message))?;
     let options = Options::from_js(options).map_err(|message| JsError::new(&message))?;
-    let backend: Rc<dyn Backend> = Rc::new(FetchBackend::new(&options.session_url));
+    let backend: Rc<dyn Backend> =
+        Rc::new(FetchBackend::new(&options.session_url).with_token_provider(provider));
     Ok(mount_with(container, backend, options, Pacing::default()))
 }
 
@@ -120,7 +159,7 @@ pub fn mount_with(
     options: Options,
     pacing: Pacing,
 ) -> WidgetHandle {
-    type Parts = (RwSignal<bool>, RwSignal<Session>, Rc<dyn Fn()>);
+    type Parts = (RwSignal<bool>, Driver);
     let parts: Rc<RefCell<Option<Parts>>> = Rc::default();
     let slot = Rc::clone(&parts);
     let messages = i18n::Messages::for_lang(options.lang.as_deref());
@@ -128,33 +167,34 @@ pub fn mount_with(
     let mounted = mount_to(container, move || {
         let session = RwSignal::new(Session::default());
         let open = RwSignal::new(false);
+        let driver = Driver::new(backend, &options.agent_id, session, open, pacing);
         events::report(target, session, open, messages);
-        let agent_id = options.agent_id.clone();
-        let start: Rc<dyn Fn()> = Rc::new(move || {
-            if session.try_with_untracked(Session::is_busy) == Some(false) {
-                leptos::task::spawn_local(driver::run(
-                    Rc::clone(&backend),
-                    agent_id.clone(),
-                    session,
-                    pacing,
-                ));
+        driver.resume_stored();
+        // Each open or close is remembered, so the next page reopens the panel as it was.
+        Effect::new({
+            let driver = driver.clone();
+            move |_| {
+                open.track();
+                driver.remember_open();
             }
         });
-        let on_start = {
-            let start = Rc::clone(&start);
-            UnsyncCallback::new(move |()| start())
-        };
-        *slot.borrow_mut() = Some((open, session, start));
-        view! { <ui::Widget session open messages on_start /> }
+        // Cleanups must be `Send`; the driver never leaves this thread, which the wrapper
+        // checks at run time.
+        on_cleanup({
+            let driver = send_wrapper::SendWrapper::new(driver.clone());
+            move || driver.stop()
+        });
+        let actions = ui::Actions::new(&driver);
+        *slot.borrow_mut() = Some((open, driver));
+        view! { <ui::Widget session open messages mode=options.mode actions /> }
     });
-    let (open, session, start) = parts
+    let (open, driver) = parts
         .borrow_mut()
         .take()
         .expect("mount_to runs the view closure before it returns");
     WidgetHandle {
         open,
-        session,
-        start,
+        driver,
         mounted: Some(Box::new(mounted)),
     }
 }

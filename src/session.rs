@@ -5,7 +5,7 @@
 //! with what the BFF answers. Voice and chat over the realtime channel will add events here,
 //! not new state elsewhere.
 
-use speaknode_api::{ConversationStatus, ConversationView, ErrorCode, Problem, Turn};
+use speaknode_api::{ConversationStatus, ConversationView, ErrorCode, Problem, Rating, Turn};
 
 /// Where the widget is in its life with one conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,16 @@ pub struct Session {
     pub agent_name: Option<String>,
     pub conversation_id: Option<String>,
     pub transcript: Transcript,
+    /// The live connection dropped and the browser is re-establishing it; what is shown may
+    /// be a little behind until it is back.
+    pub reconnecting: bool,
+    /// An end request is in flight.
+    pub ending: bool,
+    /// The visitor's rating of this conversation.
+    pub feedback: Feedback,
+    /// A failed action (ending, rating) that did not stop the conversation: shown beside it
+    /// until the next action.
+    pub notice: Option<WidgetError>,
 }
 
 impl Default for Session {
@@ -37,8 +47,21 @@ impl Default for Session {
             agent_name: None,
             conversation_id: None,
             transcript: Transcript::default(),
+            reconnecting: false,
+            ending: false,
+            feedback: Feedback::NotSent,
+            notice: None,
         }
     }
+}
+
+/// Where the visitor's rating is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    NotSent,
+    Sending(Rating),
+    /// The platform has it; a later rating replaces it.
+    Sent(Rating),
 }
 
 impl Session {
@@ -57,22 +80,52 @@ impl Session {
         matches!(self.phase, Phase::Live(status) if !status.is_final())
     }
 
+    /// A new attempt begins: a new conversation, or catching up with the stored one.
     pub fn connecting(&mut self) {
         self.phase = Phase::Connecting;
+        self.reconnecting = false;
+        self.ending = false;
+        self.notice = None;
+    }
+
+    /// A conversation other than the one shown is starting: forget the old one.
+    pub fn begin(&mut self, conversation_id: &str) {
+        if self.conversation_id.as_deref() != Some(conversation_id) {
+            self.transcript = Transcript::default();
+            self.feedback = Feedback::NotSent;
+            self.conversation_id = Some(conversation_id.to_owned());
+        }
+    }
+
+    /// Whether the visitor can end the conversation now.
+    pub fn can_end(&self) -> bool {
+        self.wants_updates() && !self.ending
+    }
+
+    /// Whether the visitor can rate the conversation: once it is over, until a rating is
+    /// on its way.
+    pub fn can_rate(&self) -> bool {
+        matches!(self.phase, Phase::Live(status) if status.is_final())
+            && !matches!(self.feedback, Feedback::Sending(_))
     }
 
     /// Takes in a fresh read of the conversation. Returns whether anything visible changed.
     pub fn apply(&mut self, view: &ConversationView) -> bool {
+        self.begin(&view.id);
         let phase = Phase::Live(view.status);
         let phase_changed = self.phase != phase;
         self.phase = phase;
-        self.conversation_id = Some(view.id.clone());
+        if view.status.is_final() {
+            self.ending = false;
+        }
         let turns_changed = self.transcript.merge(&view.history);
         phase_changed || turns_changed
     }
 
     pub fn fail(&mut self, error: WidgetError) {
         self.phase = Phase::Error(error);
+        self.reconnecting = false;
+        self.ending = false;
     }
 }
 
@@ -135,6 +188,8 @@ pub enum ErrorKind {
     SessionExpired,
     /// The platform could not run the conversation.
     ConversationFailed,
+    /// The site's own token provider gave no usable token.
+    TokenRefused,
     /// The service answered with something we did not expect.
     Unexpected,
 }
@@ -159,6 +214,13 @@ impl WidgetError {
         Self {
             kind: ErrorKind::Unexpected,
             code: "unexpected_response",
+        }
+    }
+
+    pub fn token_refused() -> Self {
+        Self {
+            kind: ErrorKind::TokenRefused,
+            code: "token_provider_failed",
         }
     }
 

@@ -5,10 +5,41 @@
 //! which is what makes them fire inside a Shadow DOM; `tests/web.rs` proves it.
 
 use leptos::prelude::*;
-use speaknode_api::{Role, Turn};
+use speaknode_api::{Rating, Role, Turn};
 
+use crate::Mode;
+use crate::driver::Driver;
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
+
+/// What the visitor can ask the widget to do; components only call these.
+#[derive(Clone)]
+pub struct Actions {
+    driver: Driver,
+}
+
+impl Actions {
+    pub fn new(driver: &Driver) -> Self {
+        Self {
+            driver: driver.clone(),
+        }
+    }
+
+    /// Starts a conversation (or retries after a failure); ignored while one runs.
+    pub fn start(&self) {
+        self.driver.start();
+    }
+
+    /// Ends the running conversation.
+    pub fn end(&self) {
+        self.driver.end();
+    }
+
+    /// Rates the conversation once it is over.
+    pub fn feedback(&self, rating: Rating, comment: Option<String>) {
+        self.driver.feedback(rating, comment);
+    }
+}
 
 /// The whole widget: launcher plus panel.
 #[component]
@@ -19,9 +50,13 @@ pub fn Widget(
     open: RwSignal<bool>,
     /// The words to show.
     messages: &'static Messages,
-    /// Starts a conversation (the driver ignores calls while one runs).
-    on_start: UnsyncCallback<()>,
+    /// Which ways of talking are offered.
+    #[allow(unused_variables)]
+    mode: Mode,
+    /// What the visitor can do.
+    actions: Actions,
 ) -> impl IntoView {
+    let on_start = UnsyncCallback::new(move |()| actions.start());
     let toggle = move |_| {
         let opening = !open.get_untracked();
         open.set(opening);

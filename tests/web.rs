@@ -1,220 +1,23 @@
-//! The widget's components in a real browser (headless Chromium through wasm-bindgen-test):
-//! mount into a fresh shadow root, act as a user would, and read what the user sees.
+//! The widget's data layer and components in a real browser (headless Chromium through
+//! wasm-bindgen-test): mount into a fresh shadow root, act as a user would, and read what the
+//! user sees. The scripted BFF lives in `support/`.
 #![cfg(target_arch = "wasm32")]
 
+mod support;
+
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
-use speaknode_api::{
-    AgentInfo, ConversationStatus, ConversationView, Role, SessionGrant, StartedConversation,
-    TokenGrant, Turn,
-};
-use speaknode_widget::client::{Backend, ClientError, FetchBackend, LocalFuture, sleep};
-use speaknode_widget::driver::Pacing;
-use speaknode_widget::{Options, WidgetHandle, mount_with};
+use speaknode_api::{ConversationStatus, Role};
+use speaknode_widget::client::{Backend, FetchBackend, StreamItem, sleep};
+use speaknode_widget::resume::{self, Saved};
+use speaknode_widget::{Options, mount_with};
+use support::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
-use web_sys::{HtmlElement, ShadowRoot};
+use web_sys::HtmlElement;
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-const GREETING: &str = "Hi! I'm Ava. How can I help you today?";
-
-/// The scripted clock: tokens expire relative to this.
-const NOW: u64 = 1_800_000_000;
-
-/// A BFF that answers from a script: each read returns the next view, the last one repeats.
-/// It checks that every read carries the latest token it handed out.
-struct ScriptedBackend {
-    views: RefCell<VecDeque<ConversationView>>,
-    reads: RefCell<u32>,
-    /// Lifetime of the token returned by `start`.
-    start_token_secs: u64,
-    current_token: RefCell<String>,
-    renewals: RefCell<u32>,
-}
-
-impl ScriptedBackend {
-    fn new(views: Vec<ConversationView>) -> Rc<Self> {
-        Self::with_token_lifetime(views, 3600)
-    }
-
-    fn with_token_lifetime(views: Vec<ConversationView>, start_token_secs: u64) -> Rc<Self> {
-        Rc::new(Self {
-            views: RefCell::new(views.into()),
-            reads: RefCell::new(0),
-            start_token_secs,
-            current_token: RefCell::new(String::new()),
-            renewals: RefCell::new(0),
-        })
-    }
-
-    fn next(&self) -> ConversationView {
-        *self.reads.borrow_mut() += 1;
-        let mut views = self.views.borrow_mut();
-        if views.len() > 1 {
-            views.pop_front()
-        } else {
-            views.front().cloned()
-        }
-        .expect("the script has at least one view")
-    }
-}
-
-impl Backend for ScriptedBackend {
-    fn mint(&self, agent_id: &str) -> LocalFuture<Result<SessionGrant, ClientError>> {
-        let grant = SessionGrant {
-            token: "scoped-mint-token".into(),
-            expires_at: 4_000_000_000,
-            agent: AgentInfo {
-                id: agent_id.into(),
-                name: "Ava".into(),
-            },
-        };
-        Box::pin(async move { Ok(grant) })
-    }
-
-    fn start(&self, _token: &str) -> LocalFuture<Result<StartedConversation, ClientError>> {
-        *self.current_token.borrow_mut() = "conversation-token-0".into();
-        let started = StartedConversation {
-            conversation: self.next(),
-            token: "conversation-token-0".into(),
-            expires_at: NOW + self.start_token_secs,
-            voice: None,
-        };
-        Box::pin(async move { Ok(started) })
-    }
-
-    fn conversation(
-        &self,
-        token: &str,
-        _id: &str,
-    ) -> LocalFuture<Result<ConversationView, ClientError>> {
-        assert_eq!(
-            token,
-            *self.current_token.borrow(),
-            "reads use the latest conversation-bound token"
-        );
-        let view = self.next();
-        Box::pin(async move { Ok(view) })
-    }
-
-    fn renew(&self, token: &str, _id: &str) -> LocalFuture<Result<TokenGrant, ClientError>> {
-        assert_eq!(
-            token,
-            *self.current_token.borrow(),
-            "renewal presents the current token"
-        );
-        *self.renewals.borrow_mut() += 1;
-        let fresh = format!("conversation-token-{}", self.renewals.borrow());
-        *self.current_token.borrow_mut() = fresh.clone();
-        let grant = TokenGrant {
-            token: fresh,
-            expires_at: NOW + 3600,
-        };
-        Box::pin(async move { Ok(grant) })
-    }
-
-    fn wait(&self, _millis: u32) -> LocalFuture<()> {
-        Box::pin(sleep(1))
-    }
-
-    fn now(&self) -> u64 {
-        NOW
-    }
-}
-
-fn view(status: ConversationStatus, history: Vec<Turn>) -> ConversationView {
-    ConversationView {
-        id: "conv-1".into(),
-        agent_id: "agent-1".into(),
-        status,
-        created_at: Some("2026-11-29T08:30:00Z".into()),
-        started_at: None,
-        ended_at: None,
-        history,
-    }
-}
-
-fn greeting() -> Turn {
-    Turn {
-        id: "item_1".into(),
-        role: Role::Agent,
-        text: GREETING.into(),
-        at: Some("2026-11-29T08:30:01Z".into()),
-        interrupted: false,
-    }
-}
-
-/// A fresh host element with an open shadow root, as the loader makes it.
-fn shadow_host() -> (HtmlElement, ShadowRoot, HtmlElement) {
-    let document = web_sys::window()
-        .and_then(|w| w.document())
-        .expect("a document");
-    let host: HtmlElement = document
-        .create_element("div")
-        .expect("div")
-        .unchecked_into();
-    document
-        .body()
-        .expect("body")
-        .append_child(&host)
-        .expect("append host");
-    let root = host
-        .attach_shadow(&web_sys::ShadowRootInit::new(web_sys::ShadowRootMode::Open))
-        .expect("shadow root");
-    let container: HtmlElement = document
-        .create_element("div")
-        .expect("div")
-        .unchecked_into();
-    root.append_child(&container).expect("append container");
-    (host, root, container)
-}
-
-fn options(session_url: &str) -> Options {
-    Options {
-        agent_id: "agent-1".into(),
-        session_url: session_url.into(),
-        lang: None,
-    }
-}
-
-fn find(root: &ShadowRoot, test_id: &str) -> Option<HtmlElement> {
-    root.query_selector(&format!("[data-testid=\"{test_id}\"]"))
-        .ok()
-        .flatten()
-        .map(JsCast::unchecked_into)
-}
-
-fn text(root: &ShadowRoot, test_id: &str) -> String {
-    find(root, test_id)
-        .and_then(|el| el.text_content())
-        .unwrap_or_default()
-}
-
-/// Waits until `condition` holds, yielding to the browser between checks; fails after 5 s.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if condition() {
-            return;
-        }
-        sleep(10).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn mount(backend: Rc<dyn Backend>, container: HtmlElement) -> WidgetHandle {
-    mount_with(
-        container,
-        backend,
-        options("https://bff.invalid"),
-        Pacing {
-            poll_millis: 1,
-            max_network_failures: 2,
-        },
-    )
-}
 
 #[wasm_bindgen_test]
 async fn clicking_the_launcher_inside_a_shadow_root_starts_and_shows_the_greeting() {
@@ -224,7 +27,7 @@ async fn clicking_the_launcher_inside_a_shadow_root_starts_and_shows_the_greetin
         view(ConversationStatus::Dispatching, vec![]),
         view(ConversationStatus::Active, vec![greeting()]),
     ]);
-    let _widget = mount(backend.clone(), container);
+    let _widget = mount("agent-launch", backend.clone(), container);
     assert!(find(&root, "sn-panel").is_none(), "the panel starts closed");
 
     find(&root, "sn-launcher")
@@ -248,36 +51,40 @@ async fn clicking_the_launcher_inside_a_shadow_root_starts_and_shows_the_greetin
     let log = find(&root, "sn-transcript").expect("transcript");
     assert_eq!(log.get_attribute("role").as_deref(), Some("log"));
     assert_eq!(log.get_attribute("aria-live").as_deref(), Some("polite"));
+    assert_eq!(
+        *backend.mints.borrow(),
+        [speaknode_widget::client::MintReason::Start]
+    );
 }
 
 #[wasm_bindgen_test]
-async fn repeated_reads_never_duplicate_a_turn() {
+async fn a_conversation_delivered_again_and_again_never_duplicates_a_turn() {
     let (_host, root, container) = shadow_host();
     let active = view(ConversationStatus::Active, vec![greeting()]);
     let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
         active.clone(),
         active.clone(),
-        active.clone(),
+        active,
         view(ConversationStatus::Completed, vec![greeting()]),
     ]);
-    let widget = mount(backend.clone(), container);
+    let widget = mount("agent-dedup", backend.clone(), container);
     widget.open();
     until("the conversation to end", || {
         text(&root, "sn-status") == "Conversation ended"
     })
     .await;
-    let turns = root
-        .query_selector_all("[data-testid=\"sn-turn\"]")
-        .expect("query");
-    assert_eq!(turns.length(), 1, "one greeting, however often it was read");
-    assert!(
-        *backend.reads.borrow() >= 4,
-        "the driver read until the conversation was final"
+    assert_eq!(
+        turn_texts(&root),
+        [GREETING],
+        "one greeting, however often it came"
     );
+    until("the stream to be closed", || backend.all_streams_closed()).await;
+    assert_eq!(backend.streams.borrow().len(), 1, "no stream after the end");
 }
 
 #[wasm_bindgen_test]
-async fn a_token_about_to_expire_is_renewed_before_the_next_read() {
+async fn a_token_about_to_expire_is_renewed_and_the_stream_reopened_with_it() {
     let (_host, root, container) = shadow_host();
     // The start token has 30 s left: less than the renewal margin.
     let backend = ScriptedBackend::with_token_lifetime(
@@ -287,16 +94,185 @@ async fn a_token_about_to_expire_is_renewed_before_the_next_read() {
         ],
         30,
     );
-    let widget = mount(backend.clone(), container);
+    let widget = mount("agent-renew", backend.clone(), container);
     widget.open();
     until("the greeting", || {
         text(&root, "sn-transcript").contains(GREETING)
     })
     .await;
+    until("the renewal", || *backend.renewals.borrow() == 1).await;
+    // The BFF ends a stream when its token expires; the widget reopens with the new one
+    // (the scripted BFF asserts that it is the latest token).
+    backend.push(StreamItem::End(speaknode_api::EndReason::TokenExpired));
+    until("a second stream", || backend.streams.borrow().len() == 2).await;
+    assert_eq!(*backend.renewals.borrow(), 1, "the fresh token lasts");
+    assert_eq!(turn_texts(&root), [GREETING]);
+}
+
+#[wasm_bindgen_test]
+async fn a_dropped_connection_comes_back_with_the_exact_transcript() {
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    let widget = mount("agent-drop", backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+
+    // The browser lost the connection and gets it back; meanwhile two turns were spoken.
+    backend.push(StreamItem::Reconnecting);
+    backend.push(StreamItem::Open);
+    let later = view(
+        ConversationStatus::Active,
+        vec![
+            greeting(),
+            turn("item_2", Role::User, "Do you ship to Norway?", 5),
+            turn("item_3", Role::Agent, "Yes, in three to five days.", 7),
+        ],
+    );
+    backend.push(StreamItem::Conversation(later.clone()));
+    backend.push(StreamItem::Conversation(later));
+    until("the turns spoken offline", || turn_texts(&root).len() == 3).await;
+    sleep(20).await;
     assert_eq!(
-        *backend.renewals.borrow(),
+        turn_texts(&root),
+        [
+            GREETING,
+            "Do you ship to Norway?",
+            "Yes, in three to five days."
+        ],
+        "nothing doubled, nothing missing, in spoken order"
+    );
+    assert_eq!(
+        backend.streams.borrow().len(),
         1,
-        "renewed once, then the fresh token lasts"
+        "the browser reconnected the same stream"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_stream_is_checked_over_rest_and_reopened() {
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    *backend.refuse_streams.borrow_mut() = 1;
+    let widget = mount("agent-refused", backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    until("a second stream", || backend.streams.borrow().len() == 2).await;
+    assert_eq!(
+        *backend.reads.borrow(),
+        1,
+        "one REST read learned the stream's fate"
+    );
+    assert_eq!(text(&root, "sn-status"), "Connected");
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_resumes_the_stored_conversation_without_starting_another() {
+    let agent = "agent-resume";
+    resume::save(
+        agent,
+        &Saved {
+            conversation_id: "conv-1".into(),
+            token: "conversation-token-0".into(),
+            expires_at: NOW + 300,
+            open: true,
+        },
+    );
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![view(
+        ConversationStatus::Active,
+        vec![greeting(), turn("item_2", Role::User, "Hello again", 4)],
+    )]);
+    *backend.current_token.borrow_mut() = "conversation-token-0".into();
+    let _widget = mount(agent, backend.clone(), container);
+    until("the panel to reopen by itself", || {
+        find(&root, "sn-panel").is_some()
+    })
+    .await;
+    until("the stored transcript", || turn_texts(&root).len() == 2).await;
+    assert_eq!(text(&root, "sn-status"), "Connected");
+    assert!(backend.mints.borrow().is_empty(), "no new token was minted");
+    assert_eq!(*backend.starts.borrow(), 0, "no second conversation");
+    until("the stream", || backend.streams.borrow().len() == 1).await;
+    resume::clear(agent);
+}
+
+#[wasm_bindgen_test]
+async fn a_stored_conversation_whose_token_expired_is_not_resumed() {
+    let agent = "agent-stale";
+    resume::save(
+        agent,
+        &Saved {
+            conversation_id: "conv-1".into(),
+            token: "old".into(),
+            expires_at: NOW - 1,
+            open: true,
+        },
+    );
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![])]);
+    let _widget = mount(agent, backend.clone(), container);
+    sleep(20).await;
+    assert!(find(&root, "sn-panel").is_none(), "nothing to reopen");
+    assert_eq!(*backend.reads.borrow(), 0);
+    let key = resume::key(agent);
+    assert_eq!(
+        session_storage().get_item(&key).ok().flatten(),
+        None,
+        "the stale record is removed"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn ending_completes_the_conversation_and_forgets_it_for_the_next_page() {
+    let agent = "agent-end";
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    let widget = mount(agent, backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    let key = resume::key(agent);
+    let stored = session_storage()
+        .get_item(&key)
+        .ok()
+        .flatten()
+        .expect("stored");
+    let stored: Saved = serde_json::from_str(&stored).expect("a record");
+    assert_eq!(stored.conversation_id, "conv-1");
+    assert!(stored.open, "the open panel is remembered");
+
+    widget.end();
+    until("the end", || {
+        text(&root, "sn-status") == "Conversation ended"
+    })
+    .await;
+    assert_eq!(*backend.ends.borrow(), 1);
+    assert_eq!(
+        session_storage().get_item(&key).ok().flatten(),
+        None,
+        "an ended conversation is not resumed"
+    );
+    assert_eq!(
+        turn_texts(&root),
+        [GREETING],
+        "the transcript stays to read"
     );
 }
 
@@ -306,17 +282,9 @@ async fn arabic_renders_right_to_left_in_arabic() {
     let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
     let options = Options {
         lang: Some("ar-EG".into()),
-        ..options("https://bff.invalid")
+        ..options("agent-arabic", "https://bff.invalid")
     };
-    let widget = mount_with(
-        container,
-        backend,
-        options,
-        Pacing {
-            poll_millis: 1,
-            max_network_failures: 2,
-        },
-    );
+    let widget = mount_with(container, backend, options, FAST);
     let widget_root = root
         .query_selector(".sn-widget")
         .ok()
@@ -381,7 +349,7 @@ async fn the_host_page_hears_open_status_messages_and_the_end() {
         view(ConversationStatus::Active, vec![greeting()]),
         view(ConversationStatus::Completed, vec![greeting()]),
     ]);
-    let widget = mount(backend, container);
+    let widget = mount("agent-events", backend, container);
     widget.open();
     until("the end", || {
         text(&root, "sn-status") == "Conversation ended"
@@ -419,7 +387,7 @@ async fn an_unreachable_bff_shows_a_readable_error_with_retry() {
     let seen = record_events(&host);
     // Port 9 (discard) refuses connections: fetch fails without any HTTP answer.
     let backend: Rc<dyn Backend> = Rc::new(FetchBackend::new("http://127.0.0.1:9"));
-    let widget = mount(backend, container);
+    let widget = mount("agent-unreachable", backend, container);
     widget.open();
     until("the error message", || {
         text(&root, "sn-status").contains("can't reach the service")
@@ -441,9 +409,13 @@ async fn an_unreachable_bff_shows_a_readable_error_with_retry() {
 
 #[wasm_bindgen_test]
 async fn closing_keeps_the_conversation_and_destroy_removes_everything() {
+    let agent = "agent-destroy";
     let (_host, root, container) = shadow_host();
-    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
-    let mut widget = mount(backend.clone(), container.clone());
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    let mut widget = mount(agent, backend.clone(), container.clone());
     widget.open();
     until("the greeting", || {
         text(&root, "sn-transcript").contains(GREETING)
@@ -458,6 +430,10 @@ async fn closing_keeps_the_conversation_and_destroy_removes_everything() {
         text(&root, "sn-transcript").contains(GREETING),
         "reopening keeps the transcript"
     );
+    assert!(
+        !backend.all_streams_closed(),
+        "the conversation is followed"
+    );
 
     widget.destroy();
     assert_eq!(
@@ -465,8 +441,91 @@ async fn closing_keeps_the_conversation_and_destroy_removes_everything() {
         0,
         "destroy leaves no nodes behind"
     );
-    let reads = *backend.reads.borrow();
-    // Absence can only be shown by waiting: 50 ms is fifty polling periods of this driver.
-    sleep(50).await;
-    assert_eq!(*backend.reads.borrow(), reads, "destroy stops the driver");
+    until("the stream to be closed", || backend.all_streams_closed()).await;
+    assert_eq!(
+        backend.streams.borrow().len(),
+        1,
+        "and none is opened again"
+    );
+    resume::clear(agent);
+}
+
+/// A page's `tokenProvider` as the loader passes it: a JS function of `{ agentId, reason }`.
+/// This one refuses the first time and then hands out a token; it records each reason.
+fn token_provider() -> (js_sys::Function, js_sys::Array) {
+    let calls = js_sys::Array::new();
+    let provider = js_sys::Function::new_with_args(
+        "calls, request",
+        "calls.push(request.reason + ' ' + request.agentId); \
+         return calls.length === 1 \
+           ? Promise.reject(new Error('the site said no')) \
+           : Promise.resolve({ token: 'site-token', expiresAt: 4000000000 });",
+    )
+    .bind1(&wasm_bindgen::JsValue::NULL, &calls);
+    (provider.unchecked_into(), calls)
+}
+
+#[wasm_bindgen_test]
+async fn a_token_provider_is_asked_at_start_and_again_on_retry() {
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
+    let (provider, calls) = token_provider();
+    // Port 9 refuses connections: after the provider's token, starting fails too.
+    let backend: Rc<dyn Backend> =
+        Rc::new(FetchBackend::new("http://127.0.0.1:9").with_token_provider(Some(provider)));
+    let widget = mount_with(
+        container,
+        backend,
+        options("agent-provider", "http://127.0.0.1:9"),
+        FAST,
+    );
+    widget.open();
+    until("the provider's refusal", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with(r#"speaknode:error {"code":"token_provider_failed""#))
+    })
+    .await;
+    assert!(text(&root, "sn-status").contains("permission"));
+    find(&root, "sn-start").expect("a retry button").click();
+    until("the network error after the provider's token", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with(r#"speaknode:error {"code":"network""#))
+    })
+    .await;
+    let calls: Vec<String> = calls.iter().filter_map(|c| c.as_string()).collect();
+    assert_eq!(calls, ["start agent-provider", "retry agent-provider"]);
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_end_keeps_the_conversation_and_tells_the_page() {
+    let agent = "agent-end-fails";
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(ConversationStatus::Active, vec![greeting()]),
+    ]);
+    *backend.fail_end.borrow_mut() = true;
+    let widget = mount(agent, backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    widget.end();
+    until("the error event", || {
+        seen.borrow()
+            .iter()
+            .any(|e| e.starts_with(r#"speaknode:error {"code":"upstream_unavailable""#))
+    })
+    .await;
+    assert_eq!(
+        text(&root, "sn-status"),
+        "Connected",
+        "the conversation goes on"
+    );
+    assert!(!backend.all_streams_closed(), "and is still followed");
+    resume::clear(agent);
 }
