@@ -88,8 +88,8 @@ interface SpeakNodeWidgetElement extends HTMLElement, SpeakNodeControls {
   agentId: string | null;
   /** The BFF's base URL (attribute session-url; required unless a tokenProvider is set). */
   sessionUrl: string | null;
-  /** The conversation mode (attribute mode). */
-  mode: string | null;
+  /** Which ways of talking the widget offers (attribute mode; hybrid when absent). */
+  mode: "voice" | "text" | "hybrid" | null;
   /** "light", "dark" or "auto" (follows the system); attribute theme. */
   theme: "light" | "dark" | "auto" | null;
   /** Corner of the launcher (attribute position; bottom-right when absent). */
