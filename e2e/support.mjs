@@ -1,0 +1,363 @@
+// Shared helpers of the end-to-end tests (e2e/*.test.mjs, run by `cargo xtask test --only e2e`):
+// the stack's addresses from xtask's SN_* variables, one headless Chromium per test file,
+// pages that record their responses and problems, in-page instrumentation of timers and
+// requests, and waits that poll a condition against a deadline instead of sleeping.
+import { before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { chromium } from "playwright-core";
+
+export const env = (name) => {
+  const value = process.env[name];
+  assert.ok(value, `${name} is not set: run this through \`cargo xtask test\``);
+  return value;
+};
+
+export const HOST_URL = env("SN_HOST_URL");
+export const BFF_URL = env("SN_BFF_URL");
+export const SANDBOX_URL = env("SN_SANDBOX_URL");
+export const ISSUER = env("SN_ISSUER");
+export const CLIENT_SECRET = env("SN_CLIENT_SECRET");
+export const AGENT_ID = env("SN_AGENT_ID");
+export const GREETING = env("SN_GREETING");
+export const SECOND_AGENT_ID = env("SN_SECOND_AGENT_ID");
+export const SECOND_GREETING = env("SN_SECOND_GREETING");
+/** The Content-Security-Policy the README promises the widget works under. */
+export const STRICT_CSP = `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ${BFF_URL}`;
+
+/** Chromium flags for a quiet, sandbox-less headless run on a closed network. */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+export function launchChromium(extraArgs = []) {
+  return chromium.launch({ executablePath: env("SN_CHROMIUM"), args: [...CHROMIUM_ARGS, ...extraArgs] });
+}
+
+/**
+ * An HTTP proxy the test can cut, for a real network drop: `drop()` resets every connection
+ * the browser has open (event streams included) and refuses new ones until `restore()`.
+ * Chromium must be launched with `args` (loopback traffic goes through it too).
+ */
+export async function cuttableProxy() {
+  const sockets = new Set();
+  let down = false;
+  const server = http.createServer((request, response) => {
+    if (down) return request.socket.destroy();
+    const target = new URL(request.url);
+    const headers = { ...request.headers };
+    delete headers["proxy-connection"];
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: request.method, path: `${target.pathname}${target.search}`, headers },
+      (answer) => {
+        response.writeHead(answer.statusCode, answer.statusMessage, answer.rawHeaders);
+        answer.pipe(response);
+      },
+    );
+    upstream.on("error", () => request.socket.destroy());
+    response.on("close", () => upstream.destroy());
+    request.pipe(upstream);
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = `http://127.0.0.1:${server.address().port}`;
+  return {
+    args: [`--proxy-server=${address}`, "--proxy-bypass-list=<-loopback>"],
+    drop() {
+      down = true;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(resolve);
+      }),
+  };
+}
+
+// One browser per test file (node --test runs each file in a process of its own); every test
+// gets a fresh context, so no storage or cache leaks from one test to the next.
+let shared;
+
+/** Launches the file's browser before its tests and closes it after them. */
+export function useBrowser() {
+  before(async () => {
+    shared = await launchChromium();
+  });
+  after(async () => {
+    await shared?.close();
+  });
+}
+
+/** Sets the browser openPage() uses, for scripts that are not tests. */
+export function setBrowser(browser) {
+  shared = browser;
+}
+
+/** The URL of a fixture page (e2e/pages/), with query parameters. */
+export function fixture(name, params = {}) {
+  const url = new URL(`/fixtures/${name}`, HOST_URL);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return url.href;
+}
+
+/**
+ * Opens `url` in a fresh context. Records every response with its body (`records`, complete
+ * once `pending` settles; EventSource messages come as records with the url "eventsource"),
+ * the page's errors and console errors (`problems`), requests not yet finished (`open`) and
+ * failed ones (`failed`), Content-Security-Policy violations (window.__violations), and, with
+ * `instrument`, the page's timers, fetches and EventSources (see `liveWork`).
+ */
+export async function openPage(url, { instrument = false, context: contextOptions = {}, viewport, browser = shared } = {}) {
+  const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 800 }, ...contextOptions });
+  const page = await context.newPage();
+  await page.addInitScript(recordViolations);
+  if (instrument) await page.addInitScript(instrumentPage);
+  const records = [];
+  const pending = [];
+  const open = new Set();
+  const failed = [];
+  page.on("request", (request) => open.add(request));
+  page.on("requestfinished", (request) => open.delete(request));
+  page.on("requestfailed", (request) => {
+    open.delete(request);
+    failed.push(request);
+  });
+  page.on("response", (response) => {
+    pending.push(
+      (async () => {
+        const headers = await response.allHeaders();
+        let body = "";
+        // An event stream's body ends only with the stream; its messages come from DevTools.
+        if (!(headers["content-type"] ?? "").startsWith("text/event-stream")) {
+          try {
+            body = (await response.body()).toString("latin1");
+          } catch {
+            // Redirects and aborted loads have no body to read.
+          }
+        }
+        records.push({ url: response.url(), method: response.request().method(), status: response.status(), headers, body });
+      })(),
+    );
+  });
+  // Chromium keeps no body for an EventSource response; DevTools reports each message.
+  const devtools = await context.newCDPSession(page);
+  await devtools.send("Network.enable");
+  devtools.on("Network.eventSourceMessageReceived", ({ eventName, data }) => {
+    records.push({ url: "eventsource", method: "GET", status: 200, headers: {}, body: `event: ${eventName}\ndata: ${data}` });
+  });
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()} (${message.location().url})`);
+  });
+  await page.goto(url);
+  return { context, page, records, pending, problems, open, failed };
+}
+
+/** Polls `condition` (async, truthy when met) until it holds; fails with `message` after
+ *  `timeout` ms, showing the last value seen. */
+export async function until(condition, { timeout = 15_000, interval = 25, message = "condition" } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await condition();
+    if (last) return last;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeout} ms waiting for ${message}; last saw ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+/** The widget's launcher, panel and status, through its Shadow DOM. */
+export const launcher = (page) => page.getByTestId("sn-launcher");
+export const panel = (page) => page.getByTestId("sn-panel");
+
+/** Waits until the conversation is Active and the agent's `greeting` is in the transcript. */
+export async function waitForGreeting(page, greeting = GREETING) {
+  await page.locator('[data-testid="sn-status"][data-phase="active"]').waitFor({ timeout: 20_000 });
+  await page.getByTestId("sn-transcript").getByText(greeting).waitFor({ timeout: 10_000 });
+}
+
+/** The transcript as the visitor sees it: one [role, text] pair per turn. */
+export async function transcript(page) {
+  return page.getByTestId("sn-turn").evaluateAll((turns) =>
+    turns.map((turn) => [turn.dataset.role, turn.querySelector(".sn-text")?.textContent.trim()]),
+  );
+}
+
+/** The id of the conversation the page started, from the BFF's answer to the start. */
+export async function conversationId(records, pending) {
+  return until(async () => {
+    await Promise.all(pending);
+    const started = records.find((r) => r.method === "POST" && r.url === `${BFF_URL}/v1/conversations` && r.status === 201);
+    return started && JSON.parse(started.body).conversation.id;
+  }, { message: "the BFF's answer to the conversation start" });
+}
+
+/** Speaks as the visitor through the sandbox's admin route (the sandbox's stand-in for the
+ *  voice channel); the scripted agent answers after its think time. */
+export async function say(id, text) {
+  const response = await fetch(`${SANDBOX_URL}/__sandbox/conversations/${id}/user-turns`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text }),
+  });
+  assert.equal(response.status, 202, `the sandbox took the user turn: ${await response.text()}`);
+}
+
+/** Collects the widget's DOM events on the page's document, in order, into window.__events. */
+export async function collectEvents(page) {
+  await page.evaluate(() => {
+    window.__events = [];
+    for (const name of ["ready", "open", "close", "status", "message", "error", "ended"]) {
+      document.addEventListener(`speaknode:${name}`, (event) => window.__events.push({ type: name, detail: event.detail }));
+    }
+  });
+}
+
+/** Records securitypolicyviolation events into window.__violations (an init script). */
+function recordViolations() {
+  window.__violations = [];
+  document.addEventListener("securitypolicyviolation", (event) => {
+    window.__violations.push({ directive: event.violatedDirective, blocked: event.blockedURI, source: event.sourceFile });
+  });
+}
+
+/** Counts the page's live timers, idle callbacks, animation frames, pending fetches and open
+ *  EventSources (an init script, so it wraps them before any page script runs). */
+function instrumentPage() {
+  const live = { timers: new Map(), intervals: new Map(), idle: new Map(), frames: new Map(), fetches: 0, sources: new Set() };
+  Object.defineProperty(window, "__live", { value: live });
+  const original = {
+    setTimeout: window.setTimeout,
+    clearTimeout: window.clearTimeout,
+    setInterval: window.setInterval,
+    clearInterval: window.clearInterval,
+    requestIdleCallback: window.requestIdleCallback,
+    cancelIdleCallback: window.cancelIdleCallback,
+    requestAnimationFrame: window.requestAnimationFrame,
+    cancelAnimationFrame: window.cancelAnimationFrame,
+    fetch: window.fetch,
+  };
+  const where = () => (new Error().stack ?? "").split("\n").slice(2, 5).join(" | ");
+  const once = (table, schedule, cancel) => {
+    window[schedule] = function (callback, ...rest) {
+      const id = original[schedule].call(window, function (...args) {
+        table.delete(id);
+        if (typeof callback === "function") return callback.apply(this, args);
+      }, ...rest);
+      table.set(id, where());
+      return id;
+    };
+    window[cancel] = function (id) {
+      table.delete(id);
+      return original[cancel].call(window, id);
+    };
+  };
+  once(live.timers, "setTimeout", "clearTimeout");
+  once(live.idle, "requestIdleCallback", "cancelIdleCallback");
+  once(live.frames, "requestAnimationFrame", "cancelAnimationFrame");
+  window.setInterval = function (...args) {
+    const id = original.setInterval.apply(window, args);
+    live.intervals.set(id, where());
+    return id;
+  };
+  window.clearInterval = function (id) {
+    live.intervals.delete(id);
+    return original.clearInterval.call(window, id);
+  };
+  window.fetch = function (...args) {
+    live.fetches += 1;
+    const settled = () => {
+      live.fetches -= 1;
+    };
+    const result = original.fetch.apply(this, args);
+    result.then(settled, settled);
+    return result;
+  };
+  if (window.EventSource) {
+    const Source = window.EventSource;
+    window.EventSource = class extends Source {
+      constructor(...args) {
+        super(...args);
+        live.sources.add(this);
+      }
+      close() {
+        live.sources.delete(this);
+        super.close();
+      }
+    };
+  }
+}
+
+/** What the page still has running (requires `instrument`): pending timers, intervals, idle
+ *  callbacks, animation frames, unsettled fetches, EventSources not closed. */
+export async function liveWork(page) {
+  return page.evaluate(() => {
+    const live = window.__live;
+    return {
+      timers: [...live.timers.values()],
+      intervals: [...live.intervals.values()],
+      idle: [...live.idle.values()],
+      frames: [...live.frames.values()],
+      fetches: live.fetches,
+      eventSources: [...live.sources].filter((source) => source.readyState !== 2).map((source) => source.url),
+    };
+  });
+}
+
+/** Whether nothing is left running. */
+export function idle(work) {
+  return work.timers.length + work.intervals.length + work.idle.length + work.frames.length + work.fetches + work.eventSources.length === 0;
+}
+
+/** The event listeners the page's own scripts (the host's, the loader, the app) hold on
+ *  window and document, as "type @ script", through the DevTools protocol. Playwright's own
+ *  listeners (it adds some for its clicks) come from scripts without a URL and are left out. */
+export async function globalListeners(page) {
+  const session = await page.context().newCDPSession(page);
+  const scripts = new Map();
+  session.on("Debugger.scriptParsed", ({ scriptId, url }) => scripts.set(scriptId, url));
+  await session.send("Debugger.enable");
+  const listed = async (expression) => {
+    const { result } = await session.send("Runtime.evaluate", { expression });
+    const { listeners } = await session.send("DOMDebugger.getEventListeners", { objectId: result.objectId });
+    await session.send("Runtime.releaseObject", { objectId: result.objectId });
+    return listeners
+      .map((listener) => ({ type: listener.type, url: scripts.get(listener.scriptId) ?? "" }))
+      .filter((listener) => listener.url.startsWith(HOST_URL))
+      .map((listener) => `${listener.type} @ ${new URL(listener.url).pathname}`)
+      .sort();
+  };
+  const found = { window: await listed("window"), document: await listed("document") };
+  await session.send("Debugger.disable");
+  await session.detach();
+  return found;
+}
+
+/** Every JWT-shaped string in `text`, with its decoded payload when it decodes. */
+export function jwts(text) {
+  const found = [];
+  for (const match of text.matchAll(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/g)) {
+    try {
+      const payload = JSON.parse(Buffer.from(match[0].split(".")[1], "base64url").toString("utf8"));
+      found.push({ token: match[0], payload });
+    } catch {
+      found.push({ token: match[0], payload: null });
+    }
+  }
+  return found;
+}
