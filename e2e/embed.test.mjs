@@ -1,0 +1,174 @@
+// End-to-end: the embed contract. The one-tag embed and the element added after load by an
+// SPA, attributes reflected and changed (language and agent remount, theme does not), the
+// load strategies, and a second copy of the loader on the same page.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  AGENT_ID,
+  BFF_URL,
+  SECOND_AGENT_ID,
+  SECOND_GREETING,
+  collectEvents,
+  fixture,
+  launcher,
+  openPage,
+  panel,
+  until,
+  waitForGreeting,
+  useBrowser,
+} from "./support.mjs";
+
+useBrowser();
+
+const attributes = (page) =>
+  page.evaluate(() =>
+    [...document.querySelectorAll("speaknode-widget")].map((element) =>
+      Object.fromEntries([...element.attributes].map((attribute) => [attribute.name, attribute.value])),
+    ),
+  );
+
+test("the script tag embeds one widget, its data attributes reflected on the element", async () => {
+  const { context, page, problems } = await openPage(fixture("embed.html"));
+  await launcher(page).waitFor();
+  assert.deepEqual(await attributes(page), [
+    {
+      "agent-id": AGENT_ID,
+      "session-url": BFF_URL,
+      theme: "light",
+      lang: "en",
+      position: "bottom-right",
+      load: "intent",
+    },
+  ]);
+  assert.equal(await launcher(page).getAttribute("aria-label"), "Talk to us");
+  assert.equal(await page.evaluate(() => typeof window.SpeakNode.open), "function");
+
+  await launcher(page).click();
+  await waitForGreeting(page);
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("a second copy of the loader keeps the first's SpeakNode and element, and embeds its tag once", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html"));
+  await page.evaluate(() => {
+    window.__first = window.SpeakNode;
+    window.__class = customElements.get("speaknode-widget");
+  });
+  const addCopy = () =>
+    page.evaluate(
+      ([agentId, bffUrl]) =>
+        new Promise((resolve, reject) => {
+          const script = document.createElement("script");
+          script.src = "/speaknode-widget.js?copy";
+          Object.assign(script.dataset, { agentId, sessionUrl: bffUrl, theme: "dark", position: "top-left", mode: "voice", lang: "de", load: "idle" });
+          script.onload = resolve;
+          script.onerror = reject;
+          document.head.append(script);
+        }),
+      [SECOND_AGENT_ID, BFF_URL],
+    );
+  await addCopy();
+  await addCopy();
+  assert.ok(await page.evaluate(() => window.SpeakNode === window.__first && customElements.get("speaknode-widget") === window.__class));
+  assert.deepEqual(await attributes(page), [
+    { "agent-id": SECOND_AGENT_ID, "session-url": BFF_URL, theme: "dark", position: "top-left", mode: "voice", lang: "de", load: "idle" },
+  ]);
+  assert.equal(await launcher(page).getAttribute("aria-label"), "Mit uns sprechen");
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("an SPA adds the widget after load, removes it and adds it again", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html"));
+  assert.equal(await page.locator("speaknode-widget").count(), 0, "the home view has no widget");
+
+  await page.getByRole("link", { name: "Help" }).click();
+  await launcher(page).click();
+  await waitForGreeting(page);
+
+  await page.getByRole("link", { name: "Home" }).click();
+  assert.equal(await page.locator("speaknode-widget").count(), 0);
+
+  await page.getByRole("link", { name: "Help" }).click();
+  await launcher(page).waitFor();
+  assert.equal(await launcher(page).count(), 1, "one launcher, not the old one's as well");
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("changing lang remounts the widget in the new language and keeps the panel open", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html", { view: "help", lang: "en" }));
+  await collectEvents(page);
+  await launcher(page).click();
+  await waitForGreeting(page);
+  assert.equal(await panel(page).getAttribute("aria-label"), "Conversation");
+
+  await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("lang", "de"));
+  assert.equal(await panel(page).getAttribute("aria-label"), "Gespräch");
+  assert.equal(await launcher(page).getAttribute("aria-label"), "Mit uns sprechen");
+  const readies = await page.evaluate(() => window.__events.filter((e) => e.type === "ready").length);
+  assert.equal(readies, 2, "mounted once in English, once in German");
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("changing agent-id remounts the widget for the other agent, still open", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html", { view: "help" }));
+  await launcher(page).click();
+  await waitForGreeting(page);
+  assert.equal((await page.getByTestId("sn-agent-name").textContent()).trim(), "Ava");
+
+  await page.locator("speaknode-widget").evaluate((element, id) => {
+    element.agentId = id;
+  }, SECOND_AGENT_ID);
+  await waitForGreeting(page, SECOND_GREETING);
+  assert.equal((await page.getByTestId("sn-agent-name").textContent()).trim(), "Max");
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("changing theme or position restyles without remounting", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html", { view: "help" }));
+  await collectEvents(page);
+  await launcher(page).click();
+  await waitForGreeting(page);
+  const element = page.locator("speaknode-widget");
+  await element.evaluate((widget) => {
+    widget.theme = "dark";
+    widget.setAttribute("position", "top-left");
+  });
+  assert.deepEqual(await element.evaluate((widget) => [widget.getAttribute("theme"), widget.position]), ["dark", "top-left"]);
+  await waitForGreeting(page);
+  const types = await page.evaluate(() => window.__events.map((e) => e.type));
+  assert.equal(types.filter((type) => type === "ready").length, 1, `no remount: ${types}`);
+  await context.close();
+  assert.deepEqual(problems, []);
+});
+
+test("the launcher's label before the app loads is the app's own, in every language", async () => {
+  for (const lang of ["en", "de", "ar"]) {
+    const { context, page, problems } = await openPage(fixture("spa.html", { view: "help", lang }));
+    await collectEvents(page);
+    const before = await launcher(page).getAttribute("aria-label");
+    // load="eager" mounts the app without opening it.
+    await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("load", "eager"));
+    await until(() => page.evaluate(() => window.__events.some((e) => e.type === "ready")), { message: "the app's mount" });
+    assert.equal(await launcher(page).getAttribute("aria-label"), before, `${lang}: the app's label equals the loader's`);
+    await context.close();
+    assert.deepEqual(problems, []);
+  }
+});
+
+test("load=eager and load=idle load and mount the app without any intent", async () => {
+  for (const load of ["eager", "idle"]) {
+    const { context, page, records, pending, problems } = await openPage(fixture("spa.html", { view: "help", load }));
+    await until(() => page.evaluate(() => document.querySelector("speaknode-widget").shadowRoot.querySelector(".sn-root") !== null), {
+      message: `the ${load} mount`,
+    });
+    await Promise.all(pending);
+    assert.ok(!records.some((r) => r.url.startsWith(BFF_URL)), `${load}: mounting alone asks the BFF nothing`);
+    await context.close();
+    assert.deepEqual(problems, []);
+  }
+});
