@@ -62,6 +62,9 @@ enum Cmd {
         #[arg(long, value_enum)]
         only: Option<BenchPart>,
     },
+    /// Capture the documentation's screenshots (the open panel in a live conversation, light,
+    /// dark and Arabic) from the release build into docs/screenshots/.
+    Screenshots,
     /// Only install the tools (wasm target, trunk, wasm-bindgen-cli, npm packages, Chromium,
     /// redis-server, schemathesis).
     Setup,
@@ -83,6 +86,13 @@ fn main() -> anyhow::Result<()> {
                 tokens::tokens(&tools, &out)?;
             }
             Ok(())
+        }
+        Cmd::Screenshots => {
+            let tools = tools::ensure(true)?;
+            build_widget(&tools)?;
+            let mut node = tools.command("node");
+            node.arg("e2e/screenshots.mjs");
+            with_browser_stack(&tools, "target/screenshots", node)
         }
         Cmd::Setup => {
             tools::ensure(true)?;
@@ -215,7 +225,7 @@ fn end_to_end(tools: &Tools, files: &[String]) -> anyhow::Result<()> {
             &root.join("target/e2e"),
         )
         .await?;
-        let mut node = browser_node(tools, &stack);
+        let mut node = with_stack_env(tools.command("node"), tools, &stack);
         node.args(["--test", "--test-reporter=spec"]);
         if files.is_empty() {
             node.arg("e2e/");
@@ -259,10 +269,28 @@ async fn fuzz_api(schemathesis: &Path, root: &Path) -> anyhow::Result<()> {
     status
 }
 
-/// `node` with the stack's addresses in the SN_* variables the browser scripts in e2e/ read
+/// Runs `node` (a browser script) against a stack of its own on free ports, with the
+/// stack's addresses in its environment; `work_dir` (under the root) holds the BFF's config.
+fn with_browser_stack(tools: &Tools, work_dir: &str, node: Command) -> anyhow::Result<()> {
+    let root = project_root();
+    runtime()?.block_on(async {
+        let stack = Stack::start(
+            Profile::Browser,
+            Ports::ANY,
+            &root.join("dist"),
+            &root.join(work_dir),
+        )
+        .await?;
+        let mut node = with_stack_env(node, tools, &stack);
+        let status = tokio::task::spawn_blocking(move || run(&mut node)).await?;
+        stack.stop().await?;
+        status
+    })
+}
+
+/// `node` with the stack's addresses in the SN_* variables the browser scripts read
 /// (e2e/support.mjs).
-fn browser_node(tools: &Tools, stack: &Stack) -> Command {
-    let mut node = tools.command("node");
+fn with_stack_env(mut node: Command, tools: &Tools, stack: &Stack) -> Command {
     node.env("SN_HOST_URL", &stack.host_url)
         .env("SN_BFF_URL", &stack.bff_url)
         .env("SN_SANDBOX_URL", &stack.sandbox_url)
