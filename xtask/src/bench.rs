@@ -1,11 +1,12 @@
-//! Benchmarks that measure, not time: the bytes of every file the browser loads for the
-//! widget, raw and compressed as a CDN would serve them.
+//! The widget's own benchmarks: the bytes of every file the browser loads for it, raw and
+//! compressed as a CDN would serve them, and (with `bench/browser.mjs`) what a visitor waits
+//! for in headless Chromium, beside the bytes it took.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The widget's files, in the order the browser loads them: the loader and its stylesheet on
 /// page load, the app's glue and wasm on intent. The demo page (index.html, demo.css) is the
@@ -37,8 +38,8 @@ struct Sizes {
     total: Bytes,
 }
 
-/// Writes `sizes.json` into `out` and prints a table.
-pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
+/// Every file of the widget in `dist`, measured.
+fn widget_files(dist: &Path) -> anyhow::Result<Vec<FileSize>> {
     let mut files = Vec::new();
     for name in WIDGET_FILES {
         let data =
@@ -60,11 +61,21 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
             });
         }
     }
-    let total = files.iter().fold(Bytes::default(), |sum, file| Bytes {
+    Ok(files)
+}
+
+fn total(files: &[FileSize]) -> Bytes {
+    files.iter().fold(Bytes::default(), |sum, file| Bytes {
         raw: sum.raw + file.bytes.raw,
         gzip: sum.gzip + file.bytes.gzip,
         brotli: sum.brotli + file.bytes.brotli,
-    });
+    })
+}
+
+/// Writes `sizes.json` into `out` and prints a table.
+pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
+    let files = widget_files(dist)?;
+    let total = total(&files);
     println!(
         "{:<40} {:>10} {:>10} {:>10}",
         "file", "raw", "gzip -9", "brotli 11"
@@ -83,6 +94,127 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(&Sizes { files, total })?;
     std::fs::write(out.join("sizes.json"), json)?;
     println!("wrote {}", out.join("sizes.json").display());
+    Ok(())
+}
+
+/// One figure of the browser bench (bench/browser.mjs), over its runs.
+#[derive(Debug, Deserialize, Serialize)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct LongTasks {
+    count: Spread,
+    longest_ms: Spread,
+}
+
+/// What bench/browser.mjs measured; its per-run samples are kept as they are.
+#[derive(Debug, Deserialize, Serialize)]
+struct Timings {
+    runs: u32,
+    launcher_paint_ms: Spread,
+    launcher_paint_from_navigation_ms: Spread,
+    page_load_long_tasks: LongTasks,
+    app_load_long_tasks: LongTasks,
+    click_to_panel_ms: Spread,
+    click_to_active_ms: Spread,
+    samples: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct BrowserBytes {
+    /// What every page view costs: the loader alone.
+    loader: Bytes,
+    /// What a usable panel costs: the loader, the stylesheet, the app's glue and wasm.
+    usable_panel: Bytes,
+    files: Vec<FileSize>,
+}
+
+#[derive(Serialize)]
+struct Browser {
+    timings: Timings,
+    bytes: BrowserBytes,
+}
+
+/// Joins the browser timings in `timings` (written by bench/browser.mjs) with the bytes they
+/// took, writes `browser.json` into `out` and prints a table.
+pub fn browser(dist: &Path, timings: &Path, out: &Path) -> anyhow::Result<()> {
+    let timings: Timings = serde_json::from_str(
+        &std::fs::read_to_string(timings)
+            .with_context(|| format!("reading {}", timings.display()))?,
+    )
+    .context("the browser bench's timings")?;
+    let files = widget_files(dist)?;
+    let loader = files
+        .iter()
+        .find(|file| file.path == "speaknode-widget.js")
+        .map(|file| file.bytes)
+        .context("the loader was not measured")?;
+    let report = Browser {
+        bytes: BrowserBytes {
+            loader,
+            usable_panel: total(&files),
+            files,
+        },
+        timings,
+    };
+    let t = &report.timings;
+    println!(
+        "{:<52} {:>9} {:>9} {:>9}",
+        format!("browser, {} cold visits", t.runs),
+        "median",
+        "min",
+        "max"
+    );
+    let rows: [(&str, &Spread); 8] = [
+        ("loader start → launcher painted (ms)", &t.launcher_paint_ms),
+        (
+            "navigation → launcher painted (ms)",
+            &t.launcher_paint_from_navigation_ms,
+        ),
+        (
+            "long tasks while the page loads (count)",
+            &t.page_load_long_tasks.count,
+        ),
+        ("  longest of them (ms)", &t.page_load_long_tasks.longest_ms),
+        (
+            "long tasks from click to Active (count)",
+            &t.app_load_long_tasks.count,
+        ),
+        ("  longest of them (ms)", &t.app_load_long_tasks.longest_ms),
+        ("click → panel painted (ms)", &t.click_to_panel_ms),
+        ("click → conversation Active (ms)", &t.click_to_active_ms),
+    ];
+    for (label, spread) in rows {
+        println!(
+            "{label:<52} {:>9.1} {:>9.1} {:>9.1}",
+            spread.median, spread.min, spread.max
+        );
+    }
+    println!();
+    println!(
+        "{:<52} {:>9} {:>9} {:>9}",
+        "bytes", "raw", "gzip -9", "brotli 11"
+    );
+    for (label, bytes) in [
+        ("loader (every page view)", report.bytes.loader),
+        (
+            "usable panel (loader + CSS + app JS + wasm)",
+            report.bytes.usable_panel,
+        ),
+    ] {
+        println!(
+            "{label:<52} {:>9} {:>9} {:>9}",
+            bytes.raw, bytes.gzip, bytes.brotli
+        );
+    }
+    std::fs::create_dir_all(out)?;
+    let path = out.join("browser.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

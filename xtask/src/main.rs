@@ -36,6 +36,7 @@ enum Stage {
 enum BenchPart {
     Sizes,
     Tokens,
+    Browser,
 }
 
 #[derive(Subcommand)]
@@ -54,9 +55,10 @@ enum Cmd {
         #[arg(last = true)]
         e2e_files: Vec<String>,
     },
-    /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11), and the BFF's
-    /// token mint and verify throughput, latency and memory beside an equivalent Node
-    /// endpoint, into target/bench/.
+    /// Measure the release widget's bytes (raw, gzip -9, brotli -q 11), the BFF's token
+    /// mint and verify throughput, latency and memory beside an equivalent Node endpoint, and
+    /// in headless Chromium the launcher's paint, long tasks and the time from click to a
+    /// live conversation, into target/bench/.
     Bench {
         /// Run one part only.
         #[arg(long, value_enum)]
@@ -76,14 +78,25 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test { only, e2e_files } => test(only, &e2e_files),
         Cmd::Bench { only } => {
             let part = |part| only.is_none_or(|only| only == part);
-            let tools = tools::ensure(false)?;
-            let out = project_root().join("target/bench");
-            if part(BenchPart::Sizes) {
+            let tools = tools::ensure(part(BenchPart::Browser))?;
+            let root = project_root();
+            let out = root.join("target/bench");
+            if part(BenchPart::Sizes) || part(BenchPart::Browser) {
                 build_widget(&tools)?;
-                bench::sizes(&project_root().join("dist"), &out)?;
+            }
+            if part(BenchPart::Sizes) {
+                bench::sizes(&root.join("dist"), &out)?;
             }
             if part(BenchPart::Tokens) {
                 tokens::tokens(&tools, &out)?;
+            }
+            if part(BenchPart::Browser) {
+                std::fs::create_dir_all(&out)?;
+                let timings = out.join("browser-timings.json");
+                let mut node = tools.command("node");
+                node.arg("bench/browser.mjs").env("SN_BENCH_OUT", &timings);
+                with_browser_stack(&tools, "target/bench/stack", node)?;
+                bench::browser(&root.join("dist"), &timings, &out)?;
             }
             Ok(())
         }
