@@ -1,11 +1,12 @@
-/*! SpeakNode widget loader: defines <speaknode-widget> and window.SpeakNode, paints the
-    launcher at once and loads the widget's WebAssembly on intent, when the browser is idle,
-    or at once (load="intent" | "idle" | "eager"). speaknode-widget.d.ts describes the API.
+/*! SpeakNode widget loader: <speaknode-widget> and window.SpeakNode (speaknode-widget.d.ts) */
+/* Defines <speaknode-widget> and window.SpeakNode, paints the launcher at once and loads the
+   widget's WebAssembly on intent, when the browser is idle, or at once (load="intent" |
+   "idle" | "eager"). Release builds ship it minified (loader/minify.mjs).
 
-    Embed with one tag:
-      <script src="/speaknode-widget.js" data-agent-id="…" data-session-url="https://bff…" async></script>
-    or with the element (after this script is on the page):
-      <speaknode-widget agent-id="…" session-url="https://bff…"></speaknode-widget> */
+   Embed with one tag:
+     <script src="/speaknode-widget.js" data-agent-id="…" data-session-url="https://bff…" async></script>
+   or with the element (after this script is on the page):
+     <speaknode-widget agent-id="…" session-url="https://bff…"></speaknode-widget> */
 (function () {
   "use strict";
 
