@@ -178,3 +178,18 @@ test("an element's own tokenProvider wins over the global one", async () => {
   await context.close();
   assert.deepEqual(problems, []);
 });
+
+test("SpeakNode calls made before <body> exists act once the tag's widget is on the page", async () => {
+  const opened = await openPage(fixture("head.html"));
+  await waitForGreeting(opened.page);
+  await opened.context.close();
+  assert.deepEqual(opened.problems, []);
+
+  // destroy() before <body>: the widget never appears and nothing of the app loads.
+  const destroyed = await openPage(fixture("head.html", { action: "destroy" }));
+  await Promise.all(destroyed.pending);
+  assert.equal(await destroyed.page.locator("speaknode-widget").count(), 0);
+  assert.deepEqual(destroyed.records.filter((r) => r.url.includes("/app/")).map((r) => r.url), []);
+  await destroyed.context.close();
+  assert.deepEqual(destroyed.problems, []);
+});

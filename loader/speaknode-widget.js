@@ -189,6 +189,8 @@
     destroy() {
       this._teardown();
       this._waiting = null;
+      // The tag's element may still be waiting for <body>: it must not arrive after this.
+      this._destroyed = true;
       if (this === embedded) embedded = null;
       this.remove();
     }
@@ -433,7 +435,7 @@
       if (value !== null) element.setAttribute(attribute, value);
     });
     if (!embedded) embedded = element;
-    var attach = function () { document.body.appendChild(element); };
+    var attach = function () { if (!element._destroyed) document.body.appendChild(element); };
     if (document.body) attach();
     else document.addEventListener("DOMContentLoaded", attach, { once: true });
   }
