@@ -86,7 +86,7 @@ interface SpeakNodeWidgetElementEventMap extends HTMLElementEventMap, SpeakNodeE
 interface SpeakNodeWidgetElement extends HTMLElement, SpeakNodeControls {
   /** The agent's id (attribute agent-id; required). */
   agentId: string | null;
-  /** The BFF's base URL (attribute session-url; required unless a tokenProvider is set). */
+  /** The BFF's base URL (attribute session-url; required, a tokenProvider too only mints). */
   sessionUrl: string | null;
   /** Which ways of talking the widget offers (attribute mode; hybrid when absent). */
   mode: "voice" | "text" | "hybrid" | null;
