@@ -4,7 +4,7 @@
 // element is on the page) being honoured.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AGENT_ID, BFF_URL, GREETING, fixture, launcher, openPage, panel, until, waitForGreeting, useBrowser } from "./support.mjs";
+import { AGENT_ID, BFF_URL, GREETING, collectEvents, fixture, launcher, openPage, panel, until, useBrowser, waitForGreeting } from "./support.mjs";
 
 useBrowser();
 
@@ -192,4 +192,22 @@ test("SpeakNode calls made before <body> exists act once the tag's widget is on 
   assert.deepEqual(destroyed.records.filter((r) => r.url.includes("/app/")).map((r) => r.url), []);
   await destroyed.context.close();
   assert.deepEqual(destroyed.problems, []);
+});
+
+test("SpeakNode.end() ends the conversation: Completed, then ended, last of all", async () => {
+  const { context, page, records, pending, problems } = await openPage(fixture("embed.html"));
+  await launcher(page).click();
+  await waitForGreeting(page);
+  await collectEvents(page);
+  await page.evaluate(() => window.SpeakNode.end());
+  await page.locator('[data-testid="sn-status"][data-phase="completed"]').waitFor({ timeout: 10_000 });
+  await until(() => page.evaluate(() => window.__events.some((e) => e.type === "ended")), { message: "the ended event" });
+  const events = await page.evaluate(() => window.__events);
+  assert.deepEqual(events.at(-1), { type: "ended", detail: { status: "Completed" } });
+  assert.deepEqual(events.at(-2), { type: "status", detail: { status: "Completed" } });
+  await Promise.all(pending);
+  assert.ok(records.some((r) => r.method === "POST" && /\/v1\/conversations\/[^/]+\/end$/.test(r.url) && r.status === 200), "the BFF ended it");
+  assert.equal(await page.evaluate((key) => sessionStorage.getItem(key), `speaknode-widget:${AGENT_ID}`), null, "nothing left to resume");
+  await context.close();
+  assert.deepEqual(problems, []);
 });
