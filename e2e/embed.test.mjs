@@ -172,3 +172,23 @@ test("load=eager and load=idle load and mount the app without any intent", async
     assert.deepEqual(problems, []);
   }
 });
+
+test("keyboard focus on the launcher stays on the launcher when the app replaces it", async () => {
+  const { context, page, problems } = await openPage(fixture("spa.html", { view: "help" }));
+  await collectEvents(page);
+  await launcher(page).waitFor();
+  // Tab from the page's last link onto the launcher (focus also starts loading the app).
+  await page.getByRole("link", { name: "Help" }).focus();
+  await page.keyboard.press("Tab");
+  const placeholder = await page.locator("speaknode-widget").evaluateHandle((element) => element.shadowRoot.activeElement);
+  assert.equal(await placeholder.evaluate((node) => node?.dataset.testid), "sn-launcher", "the launcher has focus");
+  await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("load", "eager"));
+  await until(() => page.evaluate(() => window.__events.some((e) => e.type === "ready")), { message: "the app's mount" });
+  const focused = await page.locator("speaknode-widget").evaluate((element, old) => {
+    const active = element.shadowRoot.activeElement;
+    return { replaced: active !== old && !old.isConnected, testid: active?.dataset.testid, inApp: !!active?.closest(".sn-root") };
+  }, placeholder);
+  assert.deepEqual(focused, { replaced: true, testid: "sn-launcher", inApp: true });
+  await context.close();
+  assert.deepEqual(problems, []);
+});
