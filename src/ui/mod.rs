@@ -4,6 +4,9 @@
 //! Event handlers are attached to their elements directly (leptos' `delegation` feature is off),
 //! which is what makes them fire inside a Shadow DOM; `tests/web.rs` proves it.
 
+pub mod markdown;
+mod rich_text;
+
 use leptos::prelude::*;
 use speaknode_api::{Rating, Role, Turn};
 
@@ -190,10 +193,14 @@ fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl
             <span class="sn-speaker">{messages.speaker(turn.role, &agent_name)}</span>
             // Each turn sets its own direction from its text: an English answer inside an
             // Arabic panel must not have its punctuation moved.
-            <p class="sn-text" dir="auto">
-                {turn.text}
+            <div class="sn-text" dir="auto">
+                {match turn.role {
+                    // What the visitor said is shown exactly as said, never read as Markdown.
+                    Role::User => turn.text.into_any(),
+                    Role::Agent | Role::Unknown => rich_text::rich_text(&turn.text).into_any(),
+                }}
                 {turn.interrupted.then(|| view! { <span class="sn-interrupted">" " {messages.interrupted}</span> })}
-            </p>
+            </div>
         </li>
     }
 }
