@@ -1,19 +1,34 @@
-//! The widget's view: a launcher and a conversation panel. Components stay thin: they read
-//! the [`Session`] signal and call back into the driver; all decisions live in `session.rs`.
+//! The widget's view: a launcher (with its unread badge) and a conversation panel.
+//! Components stay thin: they read the [`Session`] signal and call back into the driver;
+//! decisions live in `session.rs`, `i18n.rs` and the plain modules here (`unread`, `focus`,
+//! `feedback`'s draft, `export`, `clock`, `markdown`), each with ordinary `#[test]`s.
 //!
 //! Event handlers are attached to their elements directly (leptos' `delegation` feature is off),
-//! which is what makes them fire inside a Shadow DOM; `tests/web.rs` proves it.
+//! which is what makes them fire inside a Shadow DOM; `tests/web.rs` and `tests/ui.rs` prove it.
 
+pub mod clock;
+pub mod export;
+pub mod feedback;
+pub mod focus;
+mod icons;
 pub mod markdown;
+mod panel;
 mod rich_text;
+pub mod unread;
 
+use std::time::Duration;
+
+use leptos::html;
 use leptos::prelude::*;
-use speaknode_api::{Rating, Role, Turn};
+use speaknode_api::Rating;
 
 use crate::Mode;
 use crate::driver::Driver;
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
+use crate::ui::feedback::FeedbackDraft;
+use crate::ui::panel::Panel;
+use crate::ui::unread::Unread;
 
 /// What the visitor can ask the widget to do; components only call these.
 #[derive(Clone)]
@@ -44,6 +59,16 @@ impl Actions {
     }
 }
 
+/// The panel's controls' requests, as copyable callbacks for its children.
+#[derive(Clone, Copy)]
+pub(crate) struct Intents {
+    pub start: UnsyncCallback<()>,
+    pub end: UnsyncCallback<()>,
+    pub feedback: UnsyncCallback<(Rating, Option<String>)>,
+    /// Closes the panel and puts focus back on the launcher.
+    pub close: UnsyncCallback<()>,
+}
+
 /// The whole widget: launcher plus panel.
 #[component]
 pub fn Widget(
@@ -53,154 +78,118 @@ pub fn Widget(
     open: RwSignal<bool>,
     /// The words to show.
     messages: &'static Messages,
-    /// Which ways of talking are offered.
-    #[allow(unused_variables)]
+    /// Which ways of talking are offered; it picks the launcher's icon.
     mode: Mode,
     /// What the visitor can do.
     actions: Actions,
 ) -> impl IntoView {
-    let on_start = UnsyncCallback::new(move |()| actions.start());
+    let root = NodeRef::<html::Div>::new();
+    let launcher = NodeRef::<html::Button>::new();
+    let draft = RwSignal::new(FeedbackDraft::default());
+    let seen = StoredValue::new(Unread::default());
+    // A panel open at mount was reopened from the previous page: focus stays where the
+    // page has it. Every later opening moves focus into the panel.
+    let restored = StoredValue::new(open.get_untracked());
+    let unread = Memo::new(move |_| {
+        let is_open = open.get();
+        session.with(|s| {
+            seen.try_update_value(|seen| {
+                seen.observe(s.conversation_id.as_deref(), s.transcript.turns(), is_open)
+            })
+            .unwrap_or(0)
+        })
+    });
+    // A new conversation is rated afresh.
+    Effect::new(move |before: Option<Option<String>>| {
+        let now = session.with(|s| s.conversation_id.clone());
+        if before.is_some_and(|before| before != now) {
+            draft.set(FeedbackDraft::default());
+        }
+        now
+    });
+
+    let intents = {
+        let (start, end, feedback) = (actions.clone(), actions.clone(), actions);
+        Intents {
+            start: UnsyncCallback::new(move |()| start.start()),
+            end: UnsyncCallback::new(move |()| end.end()),
+            feedback: UnsyncCallback::new(move |(rating, comment)| {
+                feedback.feedback(rating, comment)
+            }),
+            close: UnsyncCallback::new(move |()| {
+                open.set(false);
+                // Once the panel is gone: a full-screen panel hides the launcher until then.
+                set_timeout(
+                    move || {
+                        if let Some(launcher) = launcher.get_untracked() {
+                            let _ = launcher.focus();
+                        }
+                    },
+                    Duration::ZERO,
+                );
+            }),
+        }
+    };
     let toggle = move |_| {
         let opening = !open.get_untracked();
         open.set(opening);
         // Opening an idle widget starts talking at once: that is what the click meant.
         if opening && session.with_untracked(|s| s.phase == Phase::Idle) {
-            on_start.run(());
+            intents.start.run(());
+        }
+    };
+    // Tab and Shift+Tab cycle through the panel and the launcher; Escape closes. While the
+    // panel is closed the keyboard is the page's.
+    let on_keydown = move |event: web_sys::KeyboardEvent| {
+        if !open.get_untracked() || event.default_prevented() || event.is_composing() {
+            return;
+        }
+        match event.key().as_str() {
+            "Escape" => {
+                event.prevent_default();
+                intents.close.run(());
+            }
+            "Tab" if !event.alt_key() && !event.ctrl_key() && !event.meta_key() => {
+                let Some(root) = root.get_untracked() else {
+                    return;
+                };
+                if focus::cycle(&root, event.target().as_ref(), event.shift_key()) {
+                    event.prevent_default();
+                }
+            }
+            _ => {}
         }
     };
 
     view! {
         // The language is the widget's; the direction only the panel's, so the launcher keeps
         // to the page's corner whatever the widget's language.
-        <div class="sn-widget" lang=messages.lang>
+        <div class="sn-widget" lang=messages.lang node_ref=root on:keydown=on_keydown>
             <Show when=move || open.get()>
-                <Panel session open messages on_start />
+                {move || {
+                    let take_focus = !restored.get_value();
+                    restored.set_value(false);
+                    view! { <Panel session messages draft intents take_focus /> }
+                }}
             </Show>
             <button
                 type="button"
                 part="launcher"
                 class="sn-launcher"
                 data-testid="sn-launcher"
-                aria-label=messages.launcher_label
+                aria-label=move || messages.launcher_name(unread.get())
                 aria-expanded=move || open.get().to_string()
+                node_ref=launcher
                 on:click=toggle
             >
-                <svg class="sn-launcher-icon" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
-                    <path d="M12 15a3 3 0 0 0 3-3V6a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3Zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-2.08A7 7 0 0 0 19 12h-2Z" />
-                </svg>
+                {icons::launcher(mode)}
+                <Show when=move || { unread.get() > 0 }>
+                    // The count is in the launcher's name already; the badge is for the eyes.
+                    <span class="sn-badge" part="badge" data-testid="sn-unread" aria-hidden="true">
+                        {move || unread::badge_text(unread.get())}
+                    </span>
+                </Show>
             </button>
         </div>
-    }
-}
-
-#[component]
-fn Panel(
-    session: RwSignal<Session>,
-    open: RwSignal<bool>,
-    messages: &'static Messages,
-    on_start: UnsyncCallback<()>,
-) -> impl IntoView {
-    let agent_name = move || {
-        session
-            .with(|s| s.agent_name.clone())
-            .unwrap_or_else(|| messages.default_agent_name.into())
-    };
-    let status = move || session.with(|s| messages.phase(&s.phase));
-    let phase_name = move || {
-        session.with(|s| match &s.phase {
-            Phase::Idle => "idle".to_owned(),
-            Phase::Connecting => "connecting".to_owned(),
-            Phase::Live(status) => format!("{status:?}").to_lowercase(),
-            Phase::Error(error) => format!("error {}", error.code),
-        })
-    };
-    // A start (or retry) button shows whenever no conversation is running and trying can help.
-    let can_start = move || {
-        session.with(|s| match &s.phase {
-            Phase::Idle => true,
-            Phase::Error(error) => error.retryable(),
-            Phase::Live(status) => status.is_final(),
-            Phase::Connecting => false,
-        })
-    };
-    let start_label = move || {
-        session.with(|s| match s.phase {
-            Phase::Error(_) => messages.retry,
-            _ => messages.start,
-        })
-    };
-    let turns = move || session.with(|s| s.transcript.turns().to_vec());
-
-    view! {
-        <section
-            part="panel"
-            class="sn-panel"
-            role="dialog"
-            aria-label=messages.panel_label
-            data-testid="sn-panel"
-            dir=messages.dir
-        >
-            <header part="header" class="sn-header">
-                <h2 class="sn-title" data-testid="sn-agent-name">{agent_name}</h2>
-                <button
-                    type="button"
-                    class="sn-close"
-                    aria-label=messages.close_label
-                    on:click=move |_| open.set(false)
-                >
-                    <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">
-                        <path d="M6.4 5 5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6Z" />
-                    </svg>
-                </button>
-            </header>
-            <p class="sn-status" role="status" data-testid="sn-status" data-phase=phase_name>
-                {status}
-            </p>
-            <ol
-                part="messages"
-                class="sn-transcript"
-                role="log"
-                aria-live="polite"
-                aria-label=messages.transcript_label
-                data-testid="sn-transcript"
-            >
-                <For each=turns key=|turn| (turn.id.clone(), turn.text.clone()) let:turn>
-                    <TurnView turn agent_name=agent_name() messages />
-                </For>
-            </ol>
-            <Show when=can_start>
-                <button
-                    type="button"
-                    class="sn-start"
-                    data-testid="sn-start"
-                    on:click=move |_| on_start.run(())
-                >
-                    {start_label}
-                </button>
-            </Show>
-        </section>
-    }
-}
-
-#[component]
-fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl IntoView {
-    let role = match turn.role {
-        Role::Agent | Role::Unknown => "agent",
-        Role::User => "user",
-    };
-    view! {
-        <li class="sn-turn" data-role=role data-testid="sn-turn">
-            <span class="sn-speaker">{messages.speaker(turn.role, &agent_name)}</span>
-            // Each turn sets its own direction from its text: an English answer inside an
-            // Arabic panel must not have its punctuation moved.
-            <div class="sn-text" dir="auto">
-                {match turn.role {
-                    // What the visitor said is shown exactly as said, never read as Markdown.
-                    Role::User => turn.text.into_any(),
-                    Role::Agent | Role::Unknown => rich_text::rich_text(&turn.text).into_any(),
-                }}
-                {turn.interrupted.then(|| view! { <span class="sn-interrupted">" " {messages.interrupted}</span> })}
-            </div>
-        </li>
     }
 }
