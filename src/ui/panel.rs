@@ -2,9 +2,12 @@
 //! visitor's actions (start, end, rate, download). It renders the [`Session`]; every
 //! decision is a method of `Session`, `Messages` or a plain helper module.
 
+use std::time::Duration;
+
 use leptos::html;
 use leptos::prelude::*;
 use speaknode_api::{Role, Turn};
+use wasm_bindgen::JsCast;
 
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
@@ -79,11 +82,29 @@ pub fn Panel(
             );
         }
     };
+    // Ending removes the end button, and the focus with it; the rating that replaces it
+    // takes the focus instead, so a keyboard user carries on where they were.
+    let end_pressed = StoredValue::new(false);
     let end = move |_| {
         if can_end() {
+            end_pressed.set_value(true);
             intents.end.run(());
         }
     };
+    Effect::new(move |_| {
+        if over() && end_pressed.get_value() {
+            end_pressed.set_value(false);
+            // Once the rating is rendered.
+            set_timeout(
+                move || {
+                    if let Some(panel) = panel.get_untracked() {
+                        focus_first(&panel, &[focus::Initial::Rate.selector()]);
+                    }
+                },
+                Duration::ZERO,
+            );
+        }
+    });
 
     if take_focus {
         Effect::new(move |done: Option<bool>| {
@@ -94,21 +115,10 @@ pub fn Panel(
                 return false;
             };
             let target = session.with_untracked(|s| focus::Initial::for_session(s, can_start(s)));
-            let control = panel
-                .query_selector(target.selector())
-                .ok()
-                .flatten()
-                .or_else(|| {
-                    panel
-                        .query_selector(focus::Initial::Close.selector())
-                        .ok()
-                        .flatten()
-                });
-            if let Some(control) =
-                control.and_then(|c| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(c).ok())
-            {
-                let _ = control.focus();
-            }
+            focus_first(
+                &panel,
+                &[target.selector(), focus::Initial::Close.selector()],
+            );
             true
         });
     }
@@ -228,6 +238,17 @@ pub fn Panel(
                 </Show>
             </div>
         </section>
+    }
+}
+
+/// Focuses the first control inside `scope` matching one of `selectors`, in their order.
+fn focus_first(scope: &web_sys::Element, selectors: &[&str]) {
+    let control = selectors
+        .iter()
+        .find_map(|selector| scope.query_selector(selector).ok().flatten())
+        .and_then(|control| control.dyn_into::<web_sys::HtmlElement>().ok());
+    if let Some(control) = control {
+        let _ = control.focus();
     }
 }
 
