@@ -12,8 +12,6 @@
 //! a subset this small. Every search here is bounded or remembered, so hostile input costs
 //! linear time, and nesting is capped, so it cannot exhaust the stack of the recursive view.
 
-use std::collections::HashMap;
-
 /// A block of agent text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Block {
@@ -248,11 +246,13 @@ fn parse_inlines(text: &str) -> Vec<Inline> {
     parser.parse(0, text.len(), 0, true)
 }
 
-/// For each unescaped `[`, the index of its matching `]`, found in one pass.
-fn match_brackets(text: &str) -> HashMap<usize, usize> {
+/// Each unescaped `[` with the index of its matching `]`, found in one pass and sorted by
+/// the `[` for lookup. (Sorted pairs rather than a hash map: the same speed here, and the
+/// widget's wasm carries no hasher for it.)
+fn match_brackets(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut open = Vec::new();
-    let mut pairs = HashMap::new();
+    let mut pairs = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -260,13 +260,14 @@ fn match_brackets(text: &str) -> HashMap<usize, usize> {
             b'[' => open.push(i),
             b']' => {
                 if let Some(start) = open.pop() {
-                    pairs.insert(start, i);
+                    pairs.push((start, i));
                 }
             }
             _ => {}
         }
         i += 1;
     }
+    pairs.sort_unstable();
     pairs
 }
 
@@ -274,7 +275,7 @@ fn match_brackets(text: &str) -> HashMap<usize, usize> {
 /// index the parser cuts at is a character boundary.
 struct Inlines<'a> {
     text: &'a str,
-    brackets: HashMap<usize, usize>,
+    brackets: Vec<(usize, usize)>,
 }
 
 /// Inlines being collected; adjacent text is one node.
@@ -301,18 +302,24 @@ impl Out {
 }
 
 /// Closing delimiters already searched for in vain, by delimiter and run length: a search
-/// from a later start cannot succeed either, which keeps unmatched openers linear.
+/// from a later start cannot succeed either, which keeps unmatched openers linear. Few
+/// keys ever occur (three emphasis runs per delimiter, a handful of backtick runs), so a
+/// list does.
 #[derive(Default)]
-struct Misses(HashMap<(u8, usize), usize>);
+struct Misses(Vec<((u8, usize), usize)>);
 
 impl Misses {
     fn known(&self, key: (u8, usize), from: usize) -> bool {
-        self.0.get(&key).is_some_and(|missed| from >= *missed)
+        self.0
+            .iter()
+            .any(|(known, missed)| *known == key && from >= *missed)
     }
 
     fn record(&mut self, key: (u8, usize), from: usize) {
-        let missed = self.0.entry(key).or_insert(from);
-        *missed = (*missed).min(from);
+        match self.0.iter_mut().find(|(known, _)| *known == key) {
+            Some((_, missed)) => *missed = (*missed).min(from),
+            None => self.0.push((key, from)),
+        }
     }
 }
 
@@ -511,7 +518,11 @@ impl Inlines<'_> {
     /// `[text](url)` or `[text](url "title")` at `index`: the closing bracket, the URL and
     /// the index after the closing parenthesis.
     fn link_at(&self, index: usize, end: usize) -> Option<(usize, &str, usize)> {
-        let close = *self.brackets.get(&index)?;
+        let found = self
+            .brackets
+            .binary_search_by_key(&index, |(open, _)| *open)
+            .ok()?;
+        let close = self.brackets[found].1;
         if close + 1 >= end || self.byte(close + 1) != Some(b'(') {
             return None;
         }

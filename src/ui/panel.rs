@@ -12,8 +12,7 @@ use wasm_bindgen::JsCast;
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
 use crate::ui::feedback::{FeedbackDraft, FeedbackForm};
-use crate::ui::rich_text::rich_text;
-use crate::ui::{Intents, clock, export, focus, icons};
+use crate::ui::{Intents, clock, export, focus, icons, rich_text};
 
 /// The panel, shown while the widget is open.
 #[component]
@@ -278,10 +277,12 @@ fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl
         Role::User => view! { <p class="sn-text sn-plain" dir="auto">{turn.text}</p> }.into_any(),
         // Each turn sets its own direction from its text: an English answer inside an
         // Arabic panel must not have its punctuation moved.
-        Role::Agent | Role::Unknown => view! {
-            <div class="sn-text" dir="auto">{rich_text(&turn.text)}</div>
+        Role::Agent | Role::Unknown => {
+            let bubble = NodeRef::<html::Div>::new();
+            let text = turn.text;
+            bubble.on_load(move |bubble| rich_text::render_into(&bubble, &text));
+            view! { <div class="sn-text" dir="auto" node_ref=bubble></div> }.into_any()
         }
-        .into_any(),
     };
     view! {
         <li

@@ -1,64 +1,95 @@
-//! Agent text on screen: the blocks of [`markdown::parse`] as DOM nodes built one by one.
-//! Text always lands in text nodes, so nothing the agent says can become markup.
+//! Agent text on screen: the blocks of [`markdown::parse`] built into the DOM node by node.
+//! Text only ever lands in text nodes (`createTextNode`) and attributes are set one by one
+//! from fixed names, so nothing the agent says can become markup.
+//!
+//! Built imperatively rather than through `view!`: a recursive view needs a type-erased
+//! view per element kind, and that generic code cost more wasm than the rest of the panel.
 
-use leptos::prelude::*;
+use web_sys::{Document, Element};
 
 use crate::ui::markdown::{self, Block, Inline};
 
-/// An agent turn's text in the Markdown subset.
-pub fn rich_text(text: &str) -> Vec<AnyView> {
-    blocks(markdown::parse(text))
+/// Appends `text`, read as the Markdown subset, to `parent`.
+pub fn render_into(parent: &Element, text: &str) {
+    let Some(document) = parent.owner_document() else {
+        return;
+    };
+    for block in markdown::parse(text) {
+        append_block(&document, parent, block);
+    }
 }
 
-fn blocks(blocks: Vec<Block>) -> Vec<AnyView> {
-    blocks.into_iter().map(block).collect()
-}
-
-fn block(block: Block) -> AnyView {
+fn append_block(document: &Document, parent: &Element, block: Block) {
     match block {
-        Block::Paragraph(content) => view! { <p class="sn-md-p">{inlines(content)}</p> }.into_any(),
-        Block::List { start: None, items } => view! {
-            <ul class="sn-md-list">{list_items(items)}</ul>
+        Block::Paragraph(content) => {
+            if let Some(paragraph) = child(document, parent, "p", "sn-md-p") {
+                append_inlines(document, &paragraph, content);
+            }
         }
-        .into_any(),
-        Block::List {
-            start: Some(start),
-            items,
-        } => view! {
+        Block::List { start, items } => {
+            let tag = if start.is_some() { "ol" } else { "ul" };
+            let Some(list) = child(document, parent, tag, "sn-md-list") else {
+                return;
+            };
             // Only a list that does not count from 1 needs the attribute.
-            <ol class="sn-md-list" start=(start != 1).then(|| start.to_string())>
-                {list_items(items)}
-            </ol>
+            if let Some(start) = start.filter(|start| *start != 1) {
+                let _ = list.set_attribute("start", &start.to_string());
+            }
+            for item in items {
+                if let Some(entry) = child(document, &list, "li", "") {
+                    for block in item {
+                        append_block(document, &entry, block);
+                    }
+                }
+            }
         }
-        .into_any(),
     }
 }
 
-fn list_items(items: Vec<Vec<Block>>) -> Vec<AnyView> {
-    items
-        .into_iter()
-        .map(|item| view! { <li>{blocks(item)}</li> }.into_any())
-        .collect()
-}
-
-fn inlines(content: Vec<Inline>) -> Vec<AnyView> {
-    content.into_iter().map(inline).collect()
-}
-
-fn inline(inline: Inline) -> AnyView {
-    match inline {
-        Inline::Text(text) => text.into_any(),
-        Inline::Emphasis(content) => view! { <em>{inlines(content)}</em> }.into_any(),
-        Inline::Strong(content) => view! { <strong>{inlines(content)}</strong> }.into_any(),
-        Inline::Code(code) => view! { <code class="sn-md-code">{code}</code> }.into_any(),
-        // `noopener` keeps the opened page from reaching back into the host page through
-        // `window.opener`; `noreferrer` keeps the host page's address to itself.
-        Inline::Link { href, children } => view! {
-            <a class="sn-md-link" href=href target="_blank" rel="noopener noreferrer">
-                {inlines(children)}
-            </a>
+fn append_inlines(document: &Document, parent: &Element, content: Vec<Inline>) {
+    for inline in content {
+        match inline {
+            Inline::Text(text) => {
+                let _ = parent.append_child(&document.create_text_node(&text));
+            }
+            Inline::Emphasis(content) => {
+                if let Some(element) = child(document, parent, "em", "") {
+                    append_inlines(document, &element, content);
+                }
+            }
+            Inline::Strong(content) => {
+                if let Some(element) = child(document, parent, "strong", "") {
+                    append_inlines(document, &element, content);
+                }
+            }
+            Inline::Code(code) => {
+                if let Some(element) = child(document, parent, "code", "sn-md-code") {
+                    element.set_text_content(Some(&code));
+                }
+            }
+            Inline::Link { href, children } => {
+                if let Some(link) = child(document, parent, "a", "sn-md-link") {
+                    let _ = link.set_attribute("href", &href);
+                    let _ = link.set_attribute("target", "_blank");
+                    // `noopener` keeps the opened page from reaching back into the host
+                    // page through `window.opener`; `noreferrer` keeps its address private.
+                    let _ = link.set_attribute("rel", "noopener noreferrer");
+                    append_inlines(document, &link, children);
+                }
+            }
+            Inline::Break => {
+                let _ = child(document, parent, "br", "");
+            }
         }
-        .into_any(),
-        Inline::Break => view! { <br /> }.into_any(),
     }
+}
+
+/// Appends a new `<tag class=…>` to `parent`.
+fn child(document: &Document, parent: &Element, tag: &str, class: &str) -> Option<Element> {
+    let element = document.create_element(tag).ok()?;
+    if !class.is_empty() {
+        element.set_class_name(class);
+    }
+    parent.append_child(&element).ok()?;
+    Some(element)
 }

@@ -1,7 +1,5 @@
 //! The launcher's unread count: agent turns that arrived while the panel was closed.
 
-use std::collections::HashSet;
-
 use speaknode_api::{Role, Turn};
 
 /// Which agent turns the visitor has had in front of them.
@@ -14,7 +12,9 @@ use speaknode_api::{Role, Turn};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Unread {
     conversation: Option<String>,
-    seen: HashSet<String>,
+    /// Ids of the agent turns seen. A list: transcripts are short, and the widget's wasm
+    /// carries no hasher for it.
+    seen: Vec<String>,
 }
 
 impl Unread {
@@ -37,12 +37,11 @@ impl Unread {
     }
 
     fn mark_seen(&mut self, turns: &[Turn]) {
-        self.seen.extend(
-            turns
-                .iter()
-                .filter(|turn| speaks_for_agent(turn))
-                .map(|turn| turn.id.clone()),
-        );
+        for turn in turns {
+            if speaks_for_agent(turn) && !self.seen.contains(&turn.id) {
+                self.seen.push(turn.id.clone());
+            }
+        }
     }
 }
 
