@@ -357,6 +357,13 @@ async fn ending_then_rating_with_a_comment_gets_a_thank_you() {
     );
     let comment = find(&root, "sn-feedback-comment").expect("a comment box");
     assert_eq!(comment.get_attribute("maxlength").as_deref(), Some("1000"));
+    assert_eq!(
+        comment
+            .unchecked_ref::<web_sys::HtmlTextAreaElement>()
+            .value(),
+        "",
+        "the box starts empty"
+    );
     let label = root
         .query_selector("label[for=sn-feedback-comment]")
         .ok()
@@ -620,6 +627,10 @@ async fn focus_moves_in_cycles_through_panel_and_launcher_and_escape_returns_it(
     .await;
     let panel = find(&root, "sn-panel").expect("panel");
     assert_eq!(panel.get_attribute("role").as_deref(), Some("dialog"));
+    assert_eq!(
+        attribute(&root, "sn-launcher", "aria-haspopup").as_deref(),
+        Some("dialog")
+    );
     let title = root.get_element_by_id(&panel.get_attribute("aria-labelledby").expect("labelled"));
     assert_eq!(
         title.and_then(|t| t.text_content()).as_deref(),

@@ -115,7 +115,7 @@ pub fn FeedbackForm(
                 part="input"
                 class="sn-comment"
                 data-testid="sn-feedback-comment"
-                rows="3"
+                rows="2"
                 maxlength=MAX_FEEDBACK_COMMENT_CHARS.to_string()
                 prop:value=move || draft.with(|d| d.comment.clone())
                 on:input=move |event| draft.update(|d| d.set_comment(&event_target_value(&event)))

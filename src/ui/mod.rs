@@ -178,6 +178,7 @@ pub fn Widget(
                 class="sn-launcher"
                 data-testid="sn-launcher"
                 aria-label=move || messages.launcher_name(unread.get())
+                aria-haspopup="dialog"
                 aria-expanded=move || open.get().to_string()
                 node_ref=launcher
                 on:click=toggle
