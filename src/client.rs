@@ -11,9 +11,9 @@ use futures_channel::mpsc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use speaknode_api::{
-    AgentInfo, ConversationEvent, ConversationView, EndReason, FeedbackRequest, MintRequest,
-    Problem, SessionGrant, StartRequest, StartedConversation, TokenGrant, WIDGET_HEADER,
-    WIDGET_HEADER_VALUE, paths,
+    AgentInfo, ConversationView, EndReason, FeedbackRequest, MintRequest, Problem, SessionGrant,
+    StartRequest, StartedConversation, StreamEnd, TokenGrant, WIDGET_HEADER, WIDGET_HEADER_VALUE,
+    paths,
 };
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -422,20 +422,15 @@ impl EventSourceStream {
         listen("open", Box::new(|_| Some(StreamItem::Open)));
         listen(
             "conversation",
-            Box::new(|event| match parse(event) {
-                Some(ConversationEvent::Conversation(view)) => Some(StreamItem::Conversation(view)),
-                _ => None,
-            }),
+            Box::new(|event| parse::<ConversationView>(event).map(StreamItem::Conversation)),
         );
         let closer = source.clone();
         listen(
             "end",
             Box::new(move |event| {
                 closer.close();
-                match parse(event) {
-                    Some(ConversationEvent::End(end)) => Some(StreamItem::End(end.reason)),
-                    _ => Some(StreamItem::End(EndReason::Unknown)),
-                }
+                let reason = parse::<StreamEnd>(event).map_or(EndReason::Unknown, |end| end.reason);
+                Some(StreamItem::End(reason))
             }),
         );
         let watched = source.clone();
@@ -468,65 +463,12 @@ impl Drop for EventSourceStream {
     }
 }
 
-/// The event's `data` as a [`ConversationEvent`] of the event's type.
-fn parse(event: &web_sys::Event) -> Option<ConversationEvent> {
-    let event = event.dyn_ref::<web_sys::MessageEvent>()?;
-    let data = event.data().as_string()?;
-    let json = format!(
-        "{{\"event\":{},\"data\":{data}}}",
-        serde_json::to_string(&event.type_()).ok()?
-    );
-    serde_json::from_str(&json).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::ErrorKind;
-    use speaknode_api::ErrorCode;
-
-    #[test]
-    fn errors_without_a_problem_body_still_say_something_useful() {
-        let gateway: WidgetError = ClientError::Http {
-            status: 504,
-            problem: None,
-        }
-        .into();
-        assert_eq!(gateway.kind, ErrorKind::Unreachable);
-        let teapot: WidgetError = ClientError::Http {
-            status: 418,
-            problem: None,
-        }
-        .into();
-        assert_eq!(teapot.kind, ErrorKind::Unexpected);
-        let offline: WidgetError = ClientError::Network.into();
-        assert_eq!(offline.code, "network");
-    }
-
-    #[test]
-    fn problem_codes_reach_the_error_event() {
-        let problem = Problem {
-            kind: "about:blank".into(),
-            title: "Forbidden".into(),
-            status: 403,
-            detail: None,
-            code: ErrorCode::OriginNotAllowed,
-            retry_after: None,
-        };
-        let error: WidgetError = ClientError::Http {
-            status: 403,
-            problem: Some(problem),
-        }
-        .into();
-        assert_eq!(error.code, "origin_not_allowed");
-    }
-
-    #[test]
-    fn base_url_joins_paths_without_double_slashes() {
-        let backend = FetchBackend::new("https://bff.example/widget/");
-        assert_eq!(
-            backend.url(paths::SESSIONS),
-            "https://bff.example/widget/v1/sessions"
-        );
-    }
+/// The event's `data` as JSON of type `T`. Each event type is read into its own shape
+/// (never through the tagged [`speaknode_api::ConversationEvent`] enum, whose buffering code is large).
+fn parse<T: DeserializeOwned>(event: &web_sys::Event) -> Option<T> {
+    let data = event
+        .dyn_ref::<web_sys::MessageEvent>()?
+        .data()
+        .as_string()?;
+    serde_json::from_str(&data).ok()
 }

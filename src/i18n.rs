@@ -1,8 +1,19 @@
 //! The words the widget shows. Every user-visible string lives here, so adding a language is
 //! adding one table: English, German and Arabic (right to left) are bundled.
 
-use crate::session::{ErrorKind, Phase};
+use crate::session::{ErrorKind, Phase, Session};
 use speaknode_api::{ConversationStatus, Role};
+
+/// A countable phrase in the plural forms a language distinguishes (CLDR's categories);
+/// `{n}` stands for the number. English and German use only `one` and `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plural {
+    pub one: &'static str,
+    pub two: &'static str,
+    pub few: &'static str,
+    pub many: &'static str,
+    pub other: &'static str,
+}
 
 /// One language's strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,7 +24,6 @@ pub struct Messages {
     pub dir: &'static str,
     pub launcher_label: &'static str,
     pub close_label: &'static str,
-    pub panel_label: &'static str,
     pub default_agent_name: &'static str,
     pub idle: &'static str,
     pub connecting: &'static str,
@@ -38,6 +48,26 @@ pub struct Messages {
     pub error_token_refused: &'static str,
     /// The status line while the live connection is being re-established.
     pub reconnecting: &'static str,
+    /// Joins the launcher's name and its unread count.
+    pub list_separator: &'static str,
+    pub unread: Plural,
+    /// The typing indicator's label; `{name}` is the agent's name.
+    pub thinking: &'static str,
+    pub end: &'static str,
+    /// The end button while the end request is on its way.
+    pub ending: &'static str,
+    pub feedback_prompt: &'static str,
+    pub feedback_up: &'static str,
+    pub feedback_down: &'static str,
+    pub feedback_comment: &'static str,
+    pub feedback_send: &'static str,
+    pub feedback_sending: &'static str,
+    pub feedback_thanks: &'static str,
+    pub download: &'static str,
+    /// Leads the notice when ending failed.
+    pub notice_end: &'static str,
+    /// Leads the notice when the rating failed.
+    pub notice_feedback: &'static str,
 }
 
 pub const EN: Messages = Messages {
@@ -45,7 +75,6 @@ pub const EN: Messages = Messages {
     dir: "ltr",
     launcher_label: "Talk to us",
     close_label: "Close",
-    panel_label: "Conversation",
     default_agent_name: "Assistant",
     idle: "Ready when you are",
     connecting: "Connecting…",
@@ -69,6 +98,27 @@ pub const EN: Messages = Messages {
     error_unexpected: "Something went wrong on our side. Please try again.",
     error_token_refused: "We couldn't get permission to start the conversation. Please try again.",
     reconnecting: "Reconnecting…",
+    list_separator: ", ",
+    unread: Plural {
+        one: "1 unread message",
+        two: "{n} unread messages",
+        few: "{n} unread messages",
+        many: "{n} unread messages",
+        other: "{n} unread messages",
+    },
+    thinking: "{name} is thinking…",
+    end: "End conversation",
+    ending: "Ending…",
+    feedback_prompt: "How was this conversation?",
+    feedback_up: "Helpful",
+    feedback_down: "Not helpful",
+    feedback_comment: "Comment (optional)",
+    feedback_send: "Send feedback",
+    feedback_sending: "Sending…",
+    feedback_thanks: "Thanks for your feedback!",
+    download: "Download transcript",
+    notice_end: "The conversation couldn't be ended.",
+    notice_feedback: "Your feedback wasn't sent.",
 };
 
 pub const DE: Messages = Messages {
@@ -76,7 +126,6 @@ pub const DE: Messages = Messages {
     dir: "ltr",
     launcher_label: "Mit uns sprechen",
     close_label: "Schließen",
-    panel_label: "Gespräch",
     default_agent_name: "Assistent",
     idle: "Bereit, wenn Sie es sind",
     connecting: "Verbindung wird hergestellt …",
@@ -100,6 +149,27 @@ pub const DE: Messages = Messages {
     error_unexpected: "Bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es erneut.",
     error_token_refused: "Wir haben keine Freigabe für das Gespräch erhalten. Bitte versuchen Sie es erneut.",
     reconnecting: "Verbindung wird wiederhergestellt …",
+    list_separator: ", ",
+    unread: Plural {
+        one: "1 ungelesene Nachricht",
+        two: "{n} ungelesene Nachrichten",
+        few: "{n} ungelesene Nachrichten",
+        many: "{n} ungelesene Nachrichten",
+        other: "{n} ungelesene Nachrichten",
+    },
+    thinking: "{name} überlegt …",
+    end: "Gespräch beenden",
+    ending: "Wird beendet …",
+    feedback_prompt: "Wie war das Gespräch?",
+    feedback_up: "Hilfreich",
+    feedback_down: "Nicht hilfreich",
+    feedback_comment: "Kommentar (optional)",
+    feedback_send: "Feedback senden",
+    feedback_sending: "Wird gesendet …",
+    feedback_thanks: "Vielen Dank für Ihr Feedback!",
+    download: "Verlauf herunterladen",
+    notice_end: "Das Gespräch konnte nicht beendet werden.",
+    notice_feedback: "Ihr Feedback wurde nicht gesendet.",
 };
 
 pub const AR: Messages = Messages {
@@ -107,7 +177,6 @@ pub const AR: Messages = Messages {
     dir: "rtl",
     launcher_label: "تحدّث معنا",
     close_label: "إغلاق",
-    panel_label: "محادثة",
     default_agent_name: "المساعد",
     idle: "نحن جاهزون متى شئت",
     connecting: "جارٍ الاتصال…",
@@ -131,6 +200,29 @@ pub const AR: Messages = Messages {
     error_unexpected: "حدث خطأ من جهتنا. يُرجى المحاولة مرة أخرى.",
     error_token_refused: "تعذّر الحصول على إذن لبدء المحادثة. يُرجى المحاولة مرة أخرى.",
     reconnecting: "جارٍ إعادة الاتصال…",
+    list_separator: "، ",
+    // Arabic counts in six forms; the noun and its adjective agree with the number.
+    unread: Plural {
+        one: "رسالة واحدة غير مقروءة",
+        two: "رسالتان غير مقروءتين",
+        few: "{n} رسائل غير مقروءة",
+        many: "{n} رسالة غير مقروءة",
+        other: "{n} رسالة غير مقروءة",
+    },
+    // A verbal noun, so the phrase does not depend on the agent's grammatical gender.
+    thinking: "جارٍ إعداد الرد…",
+    end: "إنهاء المحادثة",
+    ending: "جارٍ الإنهاء…",
+    feedback_prompt: "كيف كانت المحادثة؟",
+    feedback_up: "مفيدة",
+    feedback_down: "غير مفيدة",
+    feedback_comment: "تعليق (اختياري)",
+    feedback_send: "إرسال التقييم",
+    feedback_sending: "جارٍ الإرسال…",
+    feedback_thanks: "شكرًا على تقييمك!",
+    download: "تنزيل نص المحادثة",
+    notice_end: "تعذّر إنهاء المحادثة.",
+    notice_feedback: "لم يُرسَل تقييمك.",
 };
 
 impl Messages {
@@ -188,6 +280,64 @@ impl Messages {
             Role::User => self.you.into(),
         }
     }
+
+    /// The status line: the phase, or that the live connection is being re-established.
+    pub fn status_line(&self, session: &Session) -> String {
+        match session.phase {
+            Phase::Live(status) if session.reconnecting && !status.is_final() => {
+                self.reconnecting.into()
+            }
+            ref phase => self.phase(phase),
+        }
+    }
+
+    /// "2 unread messages", in the plural form the number takes in this language.
+    pub fn unread_count(&self, n: usize) -> String {
+        let forms = &self.unread;
+        let form = if self.lang == "ar" {
+            match (n, n % 100) {
+                (1, _) => forms.one,
+                (2, _) => forms.two,
+                (_, 3..=10) => forms.few,
+                (_, 11..=99) => forms.many,
+                _ => forms.other,
+            }
+        } else if n == 1 {
+            forms.one
+        } else {
+            forms.other
+        };
+        form.replace("{n}", &n.to_string())
+    }
+
+    /// The launcher's accessible name, with the unread count when there is one.
+    pub fn launcher_name(&self, unread: usize) -> String {
+        if unread == 0 {
+            self.launcher_label.into()
+        } else {
+            format!(
+                "{}{}{}",
+                self.launcher_label,
+                self.list_separator,
+                self.unread_count(unread)
+            )
+        }
+    }
+
+    pub fn thinking_label(&self, agent_name: &str) -> String {
+        self.thinking.replace("{name}", agent_name)
+    }
+
+    /// The notice for a failed end or rating: what failed, then why.
+    pub fn notice(&self, session: &Session) -> Option<String> {
+        let error = session.notice?;
+        // Rating is only possible once the conversation is over, ending only before.
+        let action = match session.phase {
+            Phase::Live(status) if status.is_final() => self.notice_feedback,
+            _ => self.notice_end,
+        };
+        Some(format!("{action} {}", self.error(error.kind)))
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +377,27 @@ mod tests {
                 assert!(!table.status(status).is_empty(), "{}", table.lang);
             }
             assert!(!table.launcher_label.is_empty() && !table.retry.is_empty());
+            for text in [
+                table.thinking,
+                table.end,
+                table.ending,
+                table.feedback_prompt,
+                table.feedback_up,
+                table.feedback_down,
+                table.feedback_comment,
+                table.feedback_send,
+                table.feedback_sending,
+                table.feedback_thanks,
+                table.download,
+                table.notice_end,
+                table.notice_feedback,
+            ] {
+                assert!(!text.trim().is_empty(), "{}", table.lang);
+            }
+            assert_ne!(table.feedback_up, table.feedback_down);
         }
+        assert_ne!(DE.download, EN.download);
+        assert_ne!(AR.download, EN.download);
         assert_ne!(DE.active, EN.active, "German is not English");
         assert_ne!(AR.active, EN.active, "Arabic is not English");
     }
@@ -250,5 +420,74 @@ mod tests {
                 "raw enum names are not for users"
             );
         }
+    }
+
+    #[test]
+    fn the_launcher_names_its_unread_count_in_every_language() {
+        assert_eq!(EN.launcher_name(0), "Talk to us");
+        assert_eq!(EN.launcher_name(1), "Talk to us, 1 unread message");
+        assert_eq!(EN.launcher_name(2), "Talk to us, 2 unread messages");
+        assert_eq!(
+            DE.launcher_name(2),
+            "Mit uns sprechen, 2 ungelesene Nachrichten"
+        );
+        assert_eq!(
+            DE.launcher_name(1),
+            "Mit uns sprechen, 1 ungelesene Nachricht"
+        );
+        assert_eq!(AR.launcher_name(2), "تحدّث معنا، رسالتان غير مقروءتين");
+        assert_eq!(AR.launcher_name(1), "تحدّث معنا، رسالة واحدة غير مقروءة");
+    }
+
+    #[test]
+    fn arabic_plural_forms_follow_the_number() {
+        assert_eq!(AR.unread_count(3), "3 رسائل غير مقروءة");
+        assert_eq!(AR.unread_count(10), "10 رسائل غير مقروءة");
+        assert_eq!(AR.unread_count(11), "11 رسالة غير مقروءة");
+        assert_eq!(AR.unread_count(100), "100 رسالة غير مقروءة");
+        assert_eq!(AR.unread_count(103), "103 رسائل غير مقروءة");
+        assert_eq!(EN.unread_count(11), "11 unread messages");
+    }
+
+    #[test]
+    fn the_status_line_says_when_the_connection_is_coming_back() {
+        let mut session = Session {
+            phase: Phase::Live(ConversationStatus::Active),
+            reconnecting: true,
+            ..Session::default()
+        };
+        assert_eq!(EN.status_line(&session), "Reconnecting…");
+        session.reconnecting = false;
+        assert_eq!(EN.status_line(&session), "Connected");
+        let failed = Session {
+            phase: Phase::Error(crate::session::WidgetError::unreachable()),
+            ..Session::default()
+        };
+        assert_eq!(EN.status_line(&failed), EN.error_unreachable);
+        assert_eq!(EN.status_line(&Session::default()), EN.idle);
+        let connecting = Session {
+            phase: Phase::Connecting,
+            ..Session::default()
+        };
+        assert_eq!(DE.status_line(&connecting), DE.connecting);
+    }
+
+    #[test]
+    fn a_notice_says_what_failed_and_why() {
+        let mut session = Session {
+            phase: Phase::Live(ConversationStatus::Active),
+            notice: Some(crate::session::WidgetError::unreachable()),
+            ..Session::default()
+        };
+        let text = EN.notice(&session).expect("a notice");
+        assert!(
+            text.starts_with(EN.notice_end) && text.contains("can't reach"),
+            "{text}"
+        );
+        session.phase = Phase::Live(ConversationStatus::Completed);
+        let text = EN.notice(&session).expect("a notice");
+        assert!(text.starts_with(EN.notice_feedback), "{text}");
+        session.notice = None;
+        assert_eq!(EN.notice(&session), None);
     }
 }

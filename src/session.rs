@@ -5,7 +5,7 @@
 //! with what the BFF answers. Voice and chat over the realtime channel will add events here,
 //! not new state elsewhere.
 
-use speaknode_api::{ConversationStatus, ConversationView, ErrorCode, Problem, Rating, Turn};
+use speaknode_api::{ConversationStatus, ConversationView, ErrorCode, Problem, Rating, Role, Turn};
 
 /// Where the widget is in its life with one conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +107,24 @@ impl Session {
     pub fn can_rate(&self) -> bool {
         matches!(self.phase, Phase::Live(status) if status.is_final())
             && !matches!(self.feedback, Feedback::Sending(_))
+    }
+
+    /// Whether the agent is expected to speak next: the conversation is being set up, or
+    /// the visitor spoke last. Turns of unknown roles are shown as the agent's, so they
+    /// count as an answer.
+    pub fn awaiting_reply(&self) -> bool {
+        if self.ending {
+            return false;
+        }
+        match self.phase {
+            Phase::Live(ConversationStatus::Pending | ConversationStatus::Dispatching) => true,
+            Phase::Live(ConversationStatus::Active) => self
+                .transcript
+                .turns()
+                .last()
+                .is_some_and(|turn| turn.role == Role::User),
+            _ => false,
+        }
     }
 
     /// Takes in a fresh read of the conversation. Returns whether anything visible changed.
@@ -265,7 +283,6 @@ impl WidgetError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use speaknode_api::Role;
 
     fn turn(id: &str, at: Option<&str>, text: &str) -> Turn {
         Turn {
@@ -355,5 +372,47 @@ mod tests {
         let expired = WidgetError::from_problem(&problem(ErrorCode::TokenExpired, None));
         assert_eq!(expired.kind, ErrorKind::SessionExpired);
         assert!(expired.retryable());
+    }
+
+    #[test]
+    fn the_agent_is_awaited_while_setting_up_and_after_the_visitor_spoke() {
+        let mut session = Session::default();
+        assert!(!session.awaiting_reply());
+        session.apply(&view(ConversationStatus::Pending, vec![]));
+        assert!(session.awaiting_reply());
+        session.apply(&view(ConversationStatus::Dispatching, vec![]));
+        assert!(session.awaiting_reply());
+        let greeting = turn("1", Some("2026-01-01T00:00:01Z"), "Hi");
+        session.apply(&view(ConversationStatus::Active, vec![greeting.clone()]));
+        assert!(!session.awaiting_reply(), "the agent spoke last");
+        let question = Turn {
+            role: Role::User,
+            ..turn("2", Some("2026-01-01T00:00:02Z"), "Hours?")
+        };
+        session.apply(&view(
+            ConversationStatus::Active,
+            vec![greeting.clone(), question.clone()],
+        ));
+        assert!(session.awaiting_reply(), "the visitor spoke last");
+        session.ending = true;
+        assert!(
+            !session.awaiting_reply(),
+            "no answer comes while hanging up"
+        );
+        session.ending = false;
+        let note = Turn {
+            role: Role::Unknown,
+            ..turn("3", Some("2026-01-01T00:00:03Z"), "(system note)")
+        };
+        session.apply(&view(
+            ConversationStatus::Active,
+            vec![greeting, question, note],
+        ));
+        assert!(
+            !session.awaiting_reply(),
+            "unknown roles speak for the agent"
+        );
+        session.apply(&view(ConversationStatus::Completed, vec![]));
+        assert!(!session.awaiting_reply());
     }
 }

@@ -507,7 +507,17 @@ async fn a_failed_end_keeps_the_conversation_and_tells_the_page() {
         view(ConversationStatus::Pending, vec![]),
         view(ConversationStatus::Active, vec![greeting()]),
     ]);
-    *backend.fail_end.borrow_mut() = true;
+    *backend.end_failure.borrow_mut() = Some(speaknode_widget::client::ClientError::Http {
+        status: 503,
+        problem: Some(speaknode_api::Problem {
+            kind: "about:blank".into(),
+            title: "Service Unavailable".into(),
+            status: 503,
+            detail: None,
+            code: speaknode_api::ErrorCode::UpstreamUnavailable,
+            retry_after: Some(5),
+        }),
+    });
     let widget = mount(agent, backend.clone(), container);
     widget.open();
     until("the greeting", || {

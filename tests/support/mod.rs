@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use speaknode_api::{
     AgentInfo, ConversationStatus, ConversationView, EndReason, FeedbackRequest, Role,
     SessionGrant, StartedConversation, TokenGrant, Turn,
@@ -45,8 +45,12 @@ pub struct ScriptedBackend {
     pub streams: RefCell<Vec<mpsc::UnboundedSender<StreamItem>>>,
     /// When set, opening a stream fails at once (as an HTTP error would).
     pub refuse_streams: RefCell<u32>,
-    /// When set, ending answers as a BFF whose platform is down.
-    pub fail_end: RefCell<bool>,
+    /// When set, ending fails with this error.
+    pub end_failure: RefCell<Option<ClientError>>,
+    /// When set, the end answers only once the sender side fires (or is dropped).
+    pub end_gate: RefCell<Option<oneshot::Receiver<()>>>,
+    /// When set, rating fails with this error.
+    pub feedback_failure: RefCell<Option<ClientError>>,
 }
 
 impl ScriptedBackend {
@@ -68,7 +72,9 @@ impl ScriptedBackend {
             feedback: RefCell::default(),
             streams: RefCell::default(),
             refuse_streams: RefCell::new(0),
-            fail_end: RefCell::new(false),
+            end_failure: RefCell::default(),
+            end_gate: RefCell::default(),
+            feedback_failure: RefCell::default(),
         })
     }
 
@@ -205,20 +211,16 @@ impl Backend for ScriptedBackend {
     fn end(&self, token: &str, _id: &str) -> LocalFuture<Result<ConversationView, ClientError>> {
         self.check_token(token, "ending");
         *self.ends.borrow_mut() += 1;
-        if *self.fail_end.borrow() {
-            let problem = speaknode_api::Problem {
-                kind: "about:blank".into(),
-                title: "Service Unavailable".into(),
-                status: 503,
-                detail: None,
-                code: speaknode_api::ErrorCode::UpstreamUnavailable,
-                retry_after: Some(5),
-            };
+        if let Some(error) = self.end_failure.borrow().clone() {
+            return Box::pin(async move { Err(error) });
+        }
+        if let Some(gate) = self.end_gate.borrow_mut().take() {
+            let mut view = self.latest.borrow().clone().expect("a conversation to end");
+            view.status = ConversationStatus::Completed;
+            *self.latest.borrow_mut() = Some(view.clone());
             return Box::pin(async move {
-                Err(ClientError::Http {
-                    status: 503,
-                    problem: Some(problem),
-                })
+                let _ = gate.await;
+                Ok(view)
             });
         }
         let mut view = self.latest.borrow().clone().expect("a conversation to end");
@@ -234,6 +236,9 @@ impl Backend for ScriptedBackend {
         request: &FeedbackRequest,
     ) -> LocalFuture<Result<(), ClientError>> {
         self.check_token(token, "feedback");
+        if let Some(error) = self.feedback_failure.borrow().clone() {
+            return Box::pin(async move { Err(error) });
+        }
         self.feedback.borrow_mut().push(request.clone());
         Box::pin(async move { Ok(()) })
     }
@@ -362,4 +367,48 @@ pub fn session_storage() -> web_sys::Storage {
     web_sys::window()
         .and_then(|w| w.session_storage().ok().flatten())
         .expect("sessionStorage")
+}
+
+/// The `data-testid` of the element focused inside `root`, if any.
+pub fn focused(root: &ShadowRoot) -> Option<String> {
+    root.active_element()
+        .and_then(|element| element.get_attribute("data-testid"))
+}
+
+/// Presses `key` (with Shift when `shift`) on what has focus in `root`, as a keyboard
+/// would: a bubbling, cancelable `keydown`. Returns whether the widget let the browser's
+/// default happen (false: it handled the key itself).
+pub fn press(root: &ShadowRoot, key: &str, shift: bool) -> bool {
+    let target = root.active_element().expect("something has focus");
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_shift_key(shift);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    init.set_composed(true);
+    let event = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init)
+        .expect("a keyboard event");
+    target.dispatch_event(&event).expect("dispatched")
+}
+
+/// An attribute of the element with `test_id`.
+pub fn attribute(root: &ShadowRoot, test_id: &str, name: &str) -> Option<String> {
+    find(root, test_id).and_then(|element| element.get_attribute(name))
+}
+
+/// Types `text` into the text area with `test_id`, as the browser reports typing.
+pub fn type_into(root: &ShadowRoot, test_id: &str, text: &str) {
+    let area: web_sys::HtmlTextAreaElement =
+        find(root, test_id).expect("a text area").unchecked_into();
+    area.set_value(text);
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    let event = web_sys::Event::new_with_event_init_dict("input", &init).expect("an input event");
+    area.dispatch_event(&event).expect("dispatched");
+}
+
+/// `HH:MM` of an RFC 3339 instant on the browser's clock, worked out by the browser itself.
+pub fn local_clock(at: &str) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(at));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }

@@ -191,7 +191,8 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
         cargo(&["test", "--workspace", "--locked"])?;
     }
     if stage(Stage::Browser) {
-        // The widget's component tests, in headless Chromium through wasm-bindgen-test-runner.
+        // The widget's component tests, in headless Chromium through wasm-bindgen-test-runner:
+        // the data layer (web) and the panel as a visitor meets it (ui).
         cargo(&[
             "test",
             "-p",
@@ -200,6 +201,8 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
             "wasm32-unknown-unknown",
             "--test",
             "web",
+            "--test",
+            "ui",
             "--locked",
         ])?;
     }
