@@ -102,10 +102,11 @@ test("changing lang remounts the widget in the new language and keeps the panel 
   await collectEvents(page);
   await launcher(page).click();
   await waitForGreeting(page);
-  assert.equal(await panel(page).getAttribute("aria-label"), "Conversation");
+  assert.equal((await page.getByTestId("sn-status").textContent()).trim(), "Connected");
 
   await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("lang", "de"));
-  assert.equal(await panel(page).getAttribute("aria-label"), "Gespräch");
+  assert.equal(await panel(page).evaluate((element) => element.closest("[lang]").lang), "de");
+  await page.getByTestId("sn-status").getByText("Verbunden").waitFor();
   assert.equal(await launcher(page).getAttribute("aria-label"), "Mit uns sprechen");
   const readies = await page.evaluate(() => window.__events.filter((e) => e.type === "ready").length);
   assert.equal(readies, 2, "mounted once in English, once in German");
@@ -146,15 +147,23 @@ test("changing theme or position restyles without remounting", async () => {
   assert.deepEqual(problems, []);
 });
 
-test("the launcher's label before the app loads is the app's own, in every language", async () => {
-  for (const lang of ["en", "de", "ar"]) {
-    const { context, page, problems } = await openPage(fixture("spa.html", { view: "help", lang }));
+test("the launcher before the app loads is the app's own, in every language and mode", async () => {
+  const launcherLooks = (page) =>
+    launcher(page).evaluate((button) => ({
+      attributes: Object.fromEntries(
+        [...button.attributes].filter((a) => a.name !== "style").map((a) => [a.name, a.value]),
+      ),
+      icon: button.querySelector("svg path")?.getAttribute("d"),
+      svg: Object.fromEntries([...button.querySelector("svg").attributes].map((a) => [a.name, a.value])),
+    }));
+  for (const params of [{ lang: "en" }, { lang: "de" }, { lang: "ar" }, { lang: "en", mode: "text" }, { lang: "en", mode: "voice" }]) {
+    const { context, page, problems } = await openPage(fixture("spa.html", { view: "help", ...params }));
     await collectEvents(page);
-    const before = await launcher(page).getAttribute("aria-label");
+    const before = await launcherLooks(page);
     // load="eager" mounts the app without opening it.
     await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("load", "eager"));
     await until(() => page.evaluate(() => window.__events.some((e) => e.type === "ready")), { message: "the app's mount" });
-    assert.equal(await launcher(page).getAttribute("aria-label"), before, `${lang}: the app's label equals the loader's`);
+    assert.deepEqual(await launcherLooks(page), before, `${JSON.stringify(params)}: the app's launcher equals the loader's`);
     await context.close();
     assert.deepEqual(problems, []);
   }

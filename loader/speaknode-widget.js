@@ -37,7 +37,9 @@
   var LABELS = { en: "Talk to us", de: "Mit uns sprechen", ar: "\u062a\u062d\u062f\u0651\u062b \u0645\u0639\u0646\u0627" };
   var INTENT = ["pointerenter", "focus", "touchstart"];
   var SVG = "http://www.w3.org/2000/svg";
+  // The launcher's icons (src/ui/icons.rs): a speech bubble when the widget only chats.
   var MIC = "M12 15a3 3 0 0 0 3-3V6a3 3 0 1 0-6 0v6a3 3 0 0 0 3 3Zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-2.08A7 7 0 0 0 19 12h-2Z";
+  var CHAT = "M6 4h12a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-7l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2Zm2 5v2h8V9H8Z";
 
   // The app and the stylesheet are loaded once per page and shared by every element.
   var app = null;
@@ -156,7 +158,12 @@
       } else if (REMOUNT[name]) {
         // A mount in flight reads the attributes when the app arrives, so it needs nothing.
         if (this._handle) this._remount();
-        else if (this._placeholder && name === "lang") this._placeholder.firstChild.setAttribute("aria-label", label(this._lang()));
+        else if (this._placeholder && (name === "lang" || name === "mode")) {
+          // The placeholder follows, so it stays the launcher the app will draw.
+          this._placeholder.remove();
+          this._placeholder = null;
+          this._paintLauncher();
+        }
       }
     }
 
@@ -376,8 +383,9 @@
       }
     }
 
-    /** The launcher as the app draws it, built node by node (no innerHTML, so pages that
-     *  enforce Trusted Types accept it); it loads the app on intent and opens on click. */
+    /** The launcher as the app draws it (src/ui/mod.rs; the end-to-end tests compare them),
+     *  built node by node (no innerHTML, so pages that enforce Trusted Types accept it); it
+     *  loads the app on intent and opens on click. */
     _paintLauncher() {
       if (this._placeholder || this._handle) return;
       var self = this;
@@ -387,6 +395,7 @@
       button.setAttribute("part", "launcher");
       button.setAttribute("data-testid", "sn-launcher");
       button.setAttribute("aria-label", label(this._lang()));
+      button.setAttribute("aria-haspopup", "dialog");
       button.setAttribute("aria-expanded", "false");
       var svg = document.createElementNS(SVG, "svg");
       svg.setAttribute("class", "sn-launcher-icon");
@@ -394,7 +403,7 @@
       svg.setAttribute("aria-hidden", "true");
       svg.setAttribute("focusable", "false");
       var path = document.createElementNS(SVG, "path");
-      path.setAttribute("d", MIC);
+      path.setAttribute("d", (this.getAttribute("mode") || "").trim().toLowerCase() === "text" ? CHAT : MIC);
       svg.appendChild(path);
       button.appendChild(svg);
       var warm = function () { loadApp().catch(function () {}); };
