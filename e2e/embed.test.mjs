@@ -97,19 +97,25 @@ test("an SPA adds the widget after load, removes it and adds it again", async ()
   assert.deepEqual(problems, []);
 });
 
-test("changing lang remounts the widget in the new language and keeps the panel open", async () => {
-  const { context, page, problems } = await openPage(fixture("spa.html", { view: "help", lang: "en" }));
+test("changing lang remounts the widget in the new language, same conversation, panel open", async () => {
+  const { context, page, records, pending, problems } = await openPage(fixture("spa.html", { view: "help", lang: "en" }));
   await collectEvents(page);
   await launcher(page).click();
   await waitForGreeting(page);
   assert.equal((await page.getByTestId("sn-status").textContent()).trim(), "Connected");
+  await Promise.all(pending);
+  const before = records.length;
 
   await page.locator("speaknode-widget").evaluate((element) => element.setAttribute("lang", "de"));
+  assert.equal(await launcher(page).getAttribute("aria-label"), "Mit uns sprechen");
   assert.equal(await panel(page).evaluate((element) => element.closest("[lang]").lang), "de");
   await page.getByTestId("sn-status").getByText("Verbunden").waitFor();
-  assert.equal(await launcher(page).getAttribute("aria-label"), "Mit uns sprechen");
+  await waitForGreeting(page);
   const readies = await page.evaluate(() => window.__events.filter((e) => e.type === "ready").length);
   assert.equal(readies, 2, "mounted once in English, once in German");
+  await Promise.all(pending);
+  const started = records.slice(before).filter((r) => r.method === "POST" && r.url.startsWith(`${BFF_URL}/v1/`));
+  assert.deepEqual(started.map((r) => r.url), [], "the remount resumed the conversation instead of starting one");
   await context.close();
   assert.deepEqual(problems, []);
 });

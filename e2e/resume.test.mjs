@@ -169,3 +169,21 @@ test("after a network drop the transcript is exactly the BFF's", async () => {
     await proxy.close();
   }
 });
+
+test("a page that calls SpeakNode.open() at once on every load resumes rather than restarts", async () => {
+  // head.html calls SpeakNode.open() from <head>, before the widget exists.
+  const { context, page, records, pending, problems } = await openPage(fixture("head.html"));
+  await waitForGreeting(page);
+  const id = await conversationId(records, pending);
+  const turns = await transcript(page);
+  const before = records.length;
+
+  await page.reload();
+  await panel(page).waitFor();
+  await until(async () => JSON.stringify(await transcript(page)) === JSON.stringify(turns), { message: "the same transcript after the reload" });
+  await page.locator('[data-testid="sn-status"][data-phase="active"]').waitFor();
+  assert.equal((await saved(page)).conversationId, id);
+  assert.deepEqual(await starts(records, pending, before), [], "no new mint or start");
+  await context.close();
+  assert.deepEqual(problems, []);
+});

@@ -340,11 +340,13 @@
     }
 
     _remount() {
-      var wasOpen = this._open;
+      // A conversation saved for this agent resumes with the panel as it was; otherwise an
+      // open panel is opened again (which starts a conversation, as opening does).
+      var reopen = this._open && !resumable(this.getAttribute("agent-id"));
       this._unmount();
       try {
         var handle = this._mountNow();
-        if (wasOpen) handle.open();
+        if (reopen) handle.open();
       } catch (error) {
         this._paintLauncher();
         fail(this, error);
