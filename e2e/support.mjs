@@ -149,7 +149,8 @@ export async function openPage(url, { instrument = false, context: contextOption
             // Redirects and aborted loads have no body to read.
           }
         }
-        records.push({ url: response.url(), method: response.request().method(), status: response.status(), headers, body });
+        const request = response.request();
+        records.push({ url: response.url(), method: request.method(), requestBody: request.postData(), status: response.status(), headers, body });
       })(),
     );
   });
@@ -216,6 +217,27 @@ export async function say(id, text) {
     body: JSON.stringify({ text }),
   });
   assert.equal(response.status, 202, `the sandbox took the user turn: ${await response.text()}`);
+}
+
+/** The data-testid (or tag name) of the element that has keyboard focus, through shadow roots. */
+export function focused(page) {
+  return page.evaluate(() => {
+    let active = document.activeElement;
+    while (active?.shadowRoot?.activeElement) active = active.shadowRoot.activeElement;
+    return active?.dataset?.testid ?? active?.localName ?? null;
+  });
+}
+
+/** Presses Tab until the element with `testid` has focus, as a keyboard user would. */
+export async function tabTo(page, testid, { max = 20 } = {}) {
+  const path = [];
+  for (let presses = 0; presses < max; presses += 1) {
+    await page.keyboard.press("Tab");
+    const now = await focused(page);
+    path.push(now);
+    if (now === testid) return;
+  }
+  assert.fail(`Tab never reached ${testid}; focus went ${path.join(" → ")}`);
 }
 
 /** Collects the widget's DOM events on the page's document, in order, into window.__events. */
