@@ -135,17 +135,39 @@ test("changing agent-id remounts the widget for the other agent, still open", as
   assert.deepEqual(problems, []);
 });
 
-test("changing theme or position restyles without remounting", async () => {
+test("position puts the widget in its corner and theme recolours it, neither remounting", async () => {
   const { context, page, problems } = await openPage(fixture("spa.html", { view: "help" }));
   await collectEvents(page);
   await launcher(page).click();
   await waitForGreeting(page);
   const element = page.locator("speaknode-widget");
-  await element.evaluate((widget) => {
-    widget.theme = "dark";
-    widget.setAttribute("position", "top-left");
-  });
-  assert.deepEqual(await element.evaluate((widget) => [widget.getAttribute("theme"), widget.position]), ["dark", "top-left"]);
+  const edges = () =>
+    element.evaluate((widget) => {
+      const box = widget.getBoundingClientRect();
+      return { left: box.left, top: box.top, right: innerWidth - box.right, bottom: innerHeight - box.bottom };
+    });
+  // The default corner is the page's inline end at the bottom (bottom right here).
+  const offset = 20;
+  const near = (value) => Math.abs(value - offset) < 1;
+  let at = await edges();
+  assert.ok(near(at.right) && near(at.bottom), `default corner: ${JSON.stringify(at)}`);
+  for (const [position, [x, y]] of Object.entries({
+    "bottom-left": ["left", "bottom"],
+    "top-right": ["right", "top"],
+    "top-left": ["left", "top"],
+    "bottom-right": ["right", "bottom"],
+  })) {
+    await element.evaluate((widget, value) => (widget.position = value), position);
+    at = await edges();
+    assert.ok(near(at[x]) && near(at[y]), `${position}: ${JSON.stringify(at)}`);
+  }
+
+  const accent = () => launcher(page).evaluate((button) => getComputedStyle(button).backgroundColor);
+  assert.equal(await accent(), "rgb(67, 56, 202)", "light accent");
+  await element.evaluate((widget) => (widget.theme = "dark"));
+  assert.equal(await accent(), "rgb(165, 180, 252)", "dark accent");
+  assert.equal(await element.evaluate((widget) => widget.getAttribute("theme")), "dark");
+
   await waitForGreeting(page);
   const types = await page.evaluate(() => window.__events.map((e) => e.type));
   assert.equal(types.filter((type) => type === "ready").length, 1, `no remount: ${types}`);
