@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   BFF_URL,
   GREETING,
+  afterFrames,
   conversationId,
   fixture,
   focused,
@@ -50,6 +51,7 @@ test("open (which starts), end, rate with a comment and close, by keyboard only"
   assert.ok(rated && rated.status < 300, `the BFF took the rating: ${rated?.status}`);
   assert.deepEqual(JSON.parse(rated.requestBody), { rating: "up", comment: "Quick and helpful" });
 
+  await afterFrames(page);
   await page.keyboard.press("Escape");
   await panel(page).waitFor({ state: "detached" });
   await until(async () => (await focused(page)) === "sn-launcher", { message: "focus back on the launcher" });

@@ -182,6 +182,15 @@ export async function until(condition, { timeout = 15_000, interval = 25, messag
   }
 }
 
+/** Resolves once the page has rendered two more frames. Closing the panel in the frame its
+ *  transcript last changed makes the app panic today (src/ui/panel.rs scrolls the
+ *  transcript from a requestAnimationFrame that reads a NodeRef the closed panel has
+ *  disposed), so tests that close the panel by script or key wait for this first; remove it
+ *  once that is fixed. Clicks need no such wait: Playwright waits for a stable element. */
+export function afterFrames(page) {
+  return page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+}
+
 /** The widget's launcher, panel and status, through its Shadow DOM. */
 export const launcher = (page) => page.getByTestId("sn-launcher");
 export const panel = (page) => page.getByTestId("sn-panel");
