@@ -5,6 +5,7 @@
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
+import { readFile } from "node:fs/promises";
 import { chromium } from "playwright-core";
 
 export const env = (name) => {
@@ -391,4 +392,9 @@ export function jwts(text) {
     }
   }
   return found;
+}
+
+/** axe-core's source, to evaluate in pages (DevTools evaluation is not subject to the page's CSP). */
+export async function axeSource() {
+  return readFile(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
 }

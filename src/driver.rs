@@ -90,6 +90,9 @@ impl Driver {
             token: saved.token,
             expires_at: saved.expires_at,
         });
+        // Busy at once, so an `open()` or `start()` right after mounting resumes this
+        // conversation instead of starting another.
+        self.update(Session::connecting);
         if saved.open {
             let _ = self.open.try_set(true);
         }

@@ -121,7 +121,7 @@ pub fn Widget(
                 // Once the panel is gone: a full-screen panel hides the launcher until then.
                 set_timeout(
                     move || {
-                        if let Some(launcher) = launcher.get_untracked() {
+                        if let Some(launcher) = launcher.try_get_untracked().flatten() {
                             let _ = launcher.focus();
                         }
                     },

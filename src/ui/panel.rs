@@ -25,7 +25,7 @@ pub fn Panel(
     take_focus: bool,
 ) -> impl IntoView {
     let panel = NodeRef::<html::Section>::new();
-    let log = NodeRef::<html::Ol>::new();
+    let log = NodeRef::<html::Div>::new();
     // Whether the transcript is scrolled to its end, so new turns keep it there; a visitor
     // reading back is not yanked down.
     let pinned = StoredValue::new(true);
@@ -96,8 +96,28 @@ pub fn Panel(
             // Once the rating is rendered.
             set_timeout(
                 move || {
-                    if let Some(panel) = panel.get_untracked() {
+                    if let Some(panel) = panel.try_get_untracked().flatten() {
                         focus_first(&panel, &[focus::Initial::Rate.selector()]);
+                    }
+                },
+                Duration::ZERO,
+            );
+        }
+    });
+    // Starting removes the start button, and the focus with it; the close button takes it,
+    // so Escape and Tab keep working for a keyboard user.
+    let start_pressed = StoredValue::new(false);
+    let start = move |_| {
+        start_pressed.set_value(true);
+        intents.start.run(());
+    };
+    Effect::new(move |_| {
+        if !show_start() && start_pressed.get_value() {
+            start_pressed.set_value(false);
+            set_timeout(
+                move || {
+                    if let Some(panel) = panel.try_get_untracked().flatten() {
+                        focus_first(&panel, &[focus::Initial::Close.selector()]);
                     }
                 },
                 Duration::ZERO,
@@ -125,8 +145,10 @@ pub fn Panel(
         session.track();
         if pinned.get_value() {
             // After this update is laid out, so the height includes the new turn.
+            // The panel may be gone by the next frame (closed in the same task): a
+            // disposed reference reads as nothing.
             request_animation_frame(move || {
-                if let Some(log) = log.get_untracked() {
+                if let Some(log) = log.try_get_untracked().flatten() {
                     log.set_scroll_top(log.scroll_height());
                 }
             });
@@ -167,7 +189,9 @@ pub fn Panel(
             <p part="status" class="sn-status" role="status" data-testid="sn-status" data-phase=phase_name>
                 {status}
             </p>
-            <ol
+            // The log region wraps the list: `role="log"` on the <ol> itself would take
+            // its list semantics, leaving the turns as list items outside any list.
+            <div
                 part="messages"
                 class="sn-transcript"
                 role="log"
@@ -177,10 +201,12 @@ pub fn Panel(
                 node_ref=log
                 on:scroll=on_scroll
             >
-                <For each=turns key=|turn| (turn.id.clone(), turn.text.clone(), turn.interrupted) let:turn>
-                    <TurnView turn agent_name=agent_name.get_untracked() messages />
-                </For>
-            </ol>
+                <ol class="sn-turns">
+                    <For each=turns key=|turn| (turn.id.clone(), turn.text.clone(), turn.interrupted) let:turn>
+                        <TurnView turn agent_name=agent_name.get_untracked() messages />
+                    </For>
+                </ol>
+            </div>
             <Show when=thinking>
                 <div
                     class="sn-thinking"
@@ -220,7 +246,7 @@ pub fn Panel(
                         type="button"
                         class="sn-button sn-primary sn-start"
                         data-testid="sn-start"
-                        on:click=move |_| intents.start.run(())
+                        on:click=start
                     >
                         {start_label}
                     </button>
