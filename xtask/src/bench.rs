@@ -36,6 +36,44 @@ struct FileSize {
 struct Sizes {
     files: Vec<FileSize>,
     total: Bytes,
+    /// What every page view costs before any intent: the loader and its stylesheet.
+    page_load: Bytes,
+    peer: Peer,
+}
+
+/// The peer the widget's bytes are compared with, measured in the same run: ElevenLabs'
+/// embeddable widget from npm (pinned in package.json), one self-contained script that every
+/// page view loads in full. It includes its voice stack; ours loads that at call start.
+const PEER_NAME: &str = "@elevenlabs/convai-widget-embed 0.5.4";
+const PEER_FILE: &str = "node_modules/@elevenlabs/convai-widget-embed/dist/index.js";
+
+#[derive(Serialize)]
+struct Peer {
+    name: &'static str,
+    file: &'static str,
+    bytes: Bytes,
+    /// Our page-load bytes over the peer's, per encoding.
+    page_load_ratio: Ratios,
+    /// Our bytes to a usable panel over the peer's.
+    usable_panel_ratio: Ratios,
+}
+
+#[derive(Serialize)]
+struct Ratios {
+    raw: f64,
+    gzip: f64,
+    brotli: f64,
+}
+
+impl Ratios {
+    fn of(ours: Bytes, theirs: Bytes) -> Self {
+        let ratio = |a: usize, b: usize| (a as f64 / b as f64 * 1000.0).round() / 1000.0;
+        Self {
+            raw: ratio(ours.raw, theirs.raw),
+            gzip: ratio(ours.gzip, theirs.gzip),
+            brotli: ratio(ours.brotli, theirs.brotli),
+        }
+    }
 }
 
 /// Every file of the widget in `dist`, measured.
@@ -64,7 +102,7 @@ fn widget_files(dist: &Path) -> anyhow::Result<Vec<FileSize>> {
     Ok(files)
 }
 
-fn total(files: &[FileSize]) -> Bytes {
+fn sum(files: &[FileSize]) -> Bytes {
     files.iter().fold(Bytes::default(), |sum, file| Bytes {
         raw: sum.raw + file.bytes.raw,
         gzip: sum.gzip + file.bytes.gzip,
@@ -75,7 +113,7 @@ fn total(files: &[FileSize]) -> Bytes {
 /// Writes `sizes.json` into `out` and prints a table.
 pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
     let files = widget_files(dist)?;
-    let total = total(&files);
+    let total = sum(&files);
     println!(
         "{:<40} {:>10} {:>10} {:>10}",
         "file", "raw", "gzip -9", "brotli 11"
@@ -90,8 +128,42 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
         "{:<40} {:>10} {:>10} {:>10}",
         "total", total.raw, total.gzip, total.brotli
     );
+    // The loader and its stylesheet, the first two of WIDGET_FILES.
+    let page_load = sum(&files[..2]);
+    let peer_data = std::fs::read(crate::project_root().join(PEER_FILE))
+        .with_context(|| format!("reading {PEER_FILE} (npm ci installs it)"))?;
+    let peer_bytes = measure(&peer_data)?;
+    let peer = Peer {
+        name: PEER_NAME,
+        file: PEER_FILE,
+        bytes: peer_bytes,
+        page_load_ratio: Ratios::of(page_load, peer_bytes),
+        usable_panel_ratio: Ratios::of(total, peer_bytes),
+    };
+    println!(
+        "{:<40} {:>10} {:>10} {:>10}",
+        "page load (loader + css)", page_load.raw, page_load.gzip, page_load.brotli
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>10}",
+        PEER_NAME, peer_bytes.raw, peer_bytes.gzip, peer_bytes.brotli
+    );
+    for (what, ratios) in [
+        ("page load / peer", &peer.page_load_ratio),
+        ("usable panel / peer", &peer.usable_panel_ratio),
+    ] {
+        println!(
+            "{:<40} {:>10.3} {:>10.3} {:>10.3}",
+            what, ratios.raw, ratios.gzip, ratios.brotli
+        );
+    }
     std::fs::create_dir_all(out)?;
-    let json = serde_json::to_string_pretty(&Sizes { files, total })?;
+    let json = serde_json::to_string_pretty(&Sizes {
+        files,
+        total,
+        page_load,
+        peer,
+    })?;
     std::fs::write(out.join("sizes.json"), json)?;
     println!("wrote {}", out.join("sizes.json").display());
     Ok(())
@@ -156,7 +228,7 @@ pub fn browser(dist: &Path, timings: &Path, out: &Path) -> anyhow::Result<()> {
     let report = Browser {
         bytes: BrowserBytes {
             loader,
-            usable_panel: total(&files),
+            usable_panel: sum(&files),
             files,
         },
         timings,
