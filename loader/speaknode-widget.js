@@ -29,6 +29,10 @@
   var CSS_URL = new URL("speaknode-widget.css", base).href;
 
   var ATTRIBUTES = ["agent-id", "session-url", "mode", "theme", "lang", "position", "load"];
+  // The same, as element properties: agentId, sessionUrl, …
+  var PROPERTIES = ATTRIBUTES.map(function (attribute) {
+    return attribute.replace(/-(\w)/g, function (_, letter) { return letter.toUpperCase(); });
+  });
   // A different agent, BFF, mode or language is a different widget: these remount the app.
   // theme and position are pure CSS (:host([theme=…]), :host([position=…])).
   var REMOUNT = { "agent-id": true, "session-url": true, mode: true, lang: true };
@@ -122,11 +126,15 @@
       // Moved within the page: the disconnection's teardown was not needed.
       if (this._alive) return;
       this._alive = true;
-      // A framework may set tokenProvider before this class was defined; take it over.
-      if (Object.prototype.hasOwnProperty.call(this, "tokenProvider")) {
-        var provider = this.tokenProvider;
-        delete this.tokenProvider;
-        this.tokenProvider = provider;
+      // A framework may set properties (tokenProvider, agentId, …) before this class was
+      // defined; they are then the instance's own and hide the class's setters: take them over.
+      var upgraded = PROPERTIES.concat(["tokenProvider"]);
+      for (var i = 0; i < upgraded.length; i += 1) {
+        if (Object.prototype.hasOwnProperty.call(this, upgraded[i])) {
+          var value = this[upgraded[i]];
+          delete this[upgraded[i]];
+          this[upgraded[i]] = value;
+        }
       }
       var generation = ++this._generation;
       var root = this.shadowRoot || this.attachShadow({ mode: "open" });
@@ -195,7 +203,10 @@
     /** Stops the widget and removes it from the page. */
     destroy() {
       this._teardown();
+      // Calls still waiting for <body> settle (with no widget) rather than hang.
+      var waiting = this._waiting;
       this._waiting = null;
+      if (waiting) waiting(Promise.resolve(null));
       // The tag's element may still be waiting for <body>: it must not arrive after this.
       this._destroyed = true;
       if (this === embedded) embedded = null;
@@ -341,12 +352,13 @@
 
     _remount() {
       // A conversation saved for this agent resumes with the panel as it was; otherwise an
-      // open panel is opened again (which starts a conversation, as opening does).
+      // open panel is shown again, without starting anything (the visitor may have been
+      // reading an ended conversation or an error).
       var reopen = this._open && !resumable(this.getAttribute("agent-id"));
       this._unmount();
       try {
         var handle = this._mountNow();
-        if (reopen) handle.open();
+        if (reopen) handle.show();
       } catch (error) {
         this._paintLauncher();
         fail(this, error);
@@ -420,8 +432,8 @@
   }
 
   // Attributes as properties too (element.theme = "dark"), which frameworks prefer.
-  ATTRIBUTES.forEach(function (attribute) {
-    var property = attribute.replace(/-(\w)/g, function (_, letter) { return letter.toUpperCase(); });
+  ATTRIBUTES.forEach(function (attribute, index) {
+    var property = PROPERTIES[index];
     if (property === "lang") return; // HTMLElement already reflects lang.
     Object.defineProperty(SpeakNodeWidget.prototype, property, {
       get: function () { return this.getAttribute(attribute); },

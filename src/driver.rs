@@ -7,7 +7,7 @@
 //! All work runs in tasks the [`Driver`] can abort, which `destroy` does: no timer, request
 //! or stream outlives the widget.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use futures_util::StreamExt;
@@ -37,15 +37,62 @@ impl Default for Pacing {
     }
 }
 
-/// Renew a token this long before it expires, so no call races its expiry.
+/// Renew a token this long before it expires (or half its lifetime before, if it lives
+/// less than twice as long), so no call races its expiry.
 const RENEW_MARGIN_SECS: u64 = 60;
 
-/// The conversation the widget holds and the token bound to it.
+/// The conversation the widget holds and the token bound to it. Times are on this browser's
+/// clock, whatever the server's says: see [`Credentials::received`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Credentials {
     id: String,
     token: String,
+    /// When the token expires, in seconds since the Unix epoch on the local clock.
     expires_at: u64,
+    /// When to renew it, on the same clock.
+    renew_at: u64,
+}
+
+impl Credentials {
+    /// A token just received. Its lifetime comes from its own `iat` and `exp` claims where
+    /// it has them, so a visitor's clock that is minutes off neither renews in a loop nor
+    /// too late; the server's absolute `expires_at` is the fallback.
+    fn received(id: String, token: String, server_expires_at: u64, now: u64) -> Self {
+        let lifetime =
+            token_lifetime(&token).unwrap_or_else(|| server_expires_at.saturating_sub(now));
+        Self::expiring(id, token, now + lifetime, now)
+    }
+
+    /// A token that expires at `expires_at` on the local clock.
+    fn expiring(id: String, token: String, expires_at: u64, now: u64) -> Self {
+        let lifetime = expires_at.saturating_sub(now);
+        let margin = RENEW_MARGIN_SECS.min(lifetime / 2);
+        Self {
+            id,
+            token,
+            expires_at,
+            // At least a second ahead, so renewals can never follow each other at once.
+            renew_at: now + (lifetime - margin).max(1),
+        }
+    }
+}
+
+/// `exp - iat` of a JWT, read without verifying (the BFF verifies; this only times the
+/// renewal). `None` for anything that is not a JWT with both claims.
+fn token_lifetime(token: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Times {
+        iat: u64,
+        exp: u64,
+    }
+    let payload = token.split('.').nth(1)?;
+    let mut base64 = payload.replace('-', "+").replace('_', "/");
+    while base64.len() % 4 != 0 {
+        base64.push('=');
+    }
+    let json = web_sys::window()?.atob(&base64).ok()?;
+    let times: Times = serde_json::from_str(&json).ok()?;
+    times.exp.checked_sub(times.iat)
 }
 
 /// Everything the widget's tasks share. Cheap to clone; all clones are one driver.
@@ -57,7 +104,13 @@ pub struct Driver {
     open: RwSignal<bool>,
     pacing: Pacing,
     credentials: Rc<RefCell<Option<Credentials>>>,
+    /// Starting, catching up, following and renewing: replaced by the next start.
     tasks: Rc<RefCell<Vec<AbortHandle>>>,
+    /// Ending and rating: they run to their end unless the widget is destroyed.
+    actions: Rc<RefCell<Vec<AbortHandle>>>,
+    /// The page asked to end while the conversation was still being started or caught up
+    /// with: done as soon as it runs.
+    end_requested: Rc<Cell<bool>>,
 }
 
 impl Driver {
@@ -76,6 +129,8 @@ impl Driver {
             pacing,
             credentials: Rc::default(),
             tasks: Rc::default(),
+            actions: Rc::default(),
+            end_requested: Rc::default(),
         }
     }
 
@@ -85,14 +140,18 @@ impl Driver {
         let Some(saved) = resume::load(&self.agent_id, self.backend.now()) else {
             return;
         };
-        *self.credentials.borrow_mut() = Some(Credentials {
-            id: saved.conversation_id,
-            token: saved.token,
-            expires_at: saved.expires_at,
-        });
+        *self.credentials.borrow_mut() = Some(Credentials::expiring(
+            saved.conversation_id,
+            saved.token,
+            saved.expires_at,
+            self.backend.now(),
+        ));
         // Busy at once, so an `open()` or `start()` right after mounting resumes this
         // conversation instead of starting another.
-        self.update(Session::connecting);
+        self.update(|s| {
+            s.connecting();
+            s.agent_name = saved.agent_name;
+        });
         if saved.open {
             let _ = self.open.try_set(true);
         }
@@ -135,6 +194,14 @@ impl Driver {
 
     /// The visitor hangs up.
     pub fn end(&self) {
+        if self
+            .session
+            .try_with_untracked(|s| s.phase == Phase::Connecting)
+            == Some(true)
+        {
+            self.end_requested.set(true);
+            return;
+        }
         let Some(credentials) = self.credentials.borrow().clone() else {
             return;
         };
@@ -146,7 +213,7 @@ impl Driver {
             s.notice = None;
         });
         let driver = self.clone();
-        self.spawn(async move {
+        self.spawn_action(async move {
             let answer = driver
                 .backend
                 .end(&credentials.token, &credentials.id)
@@ -199,7 +266,7 @@ impl Driver {
                 .filter(|text| !text.is_empty()),
         };
         let driver = self.clone();
-        self.spawn(async move {
+        self.spawn_action(async move {
             let answer = driver.backend.feedback(&token, &id, &request).await;
             driver.update(|s| match answer {
                 Ok(()) => s.feedback = Feedback::Sent(rating),
@@ -219,6 +286,9 @@ impl Driver {
     /// Stops every task: timers are cleared, requests aborted, streams closed.
     pub fn stop(&self) {
         self.abort_tasks();
+        for action in self.actions.borrow_mut().drain(..) {
+            action.abort();
+        }
     }
 
     fn abort_tasks(&self) {
@@ -228,12 +298,23 @@ impl Driver {
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        Self::spawn_into(&self.tasks, task);
+    }
+
+    fn spawn_action(&self, action: impl Future<Output = ()> + 'static) {
+        Self::spawn_into(&self.actions, action);
+    }
+
+    /// Runs `task` on the page's event loop, abortable through `list`; a finished task
+    /// marks its handle aborted, so the list keeps only live ones.
+    fn spawn_into(list: &Rc<RefCell<Vec<AbortHandle>>>, task: impl Future<Output = ()> + 'static) {
         let (task, handle) = abortable(task);
-        let mut tasks = self.tasks.borrow_mut();
+        let mut tasks = list.borrow_mut();
         tasks.retain(|handle| !handle.is_aborted());
-        tasks.push(handle);
+        tasks.push(handle.clone());
         leptos::task::spawn_local(async move {
             let _ = task.await;
+            handle.abort();
         });
     }
 
@@ -278,6 +359,10 @@ impl Driver {
                 token: credentials.token,
                 expires_at: credentials.expires_at,
                 open: self.open.try_get_untracked().unwrap_or(false),
+                agent_name: self
+                    .session
+                    .try_with_untracked(|s| s.agent_name.clone())
+                    .flatten(),
             },
         );
     }
@@ -301,6 +386,9 @@ impl Driver {
 
     /// Mint → start → follow.
     async fn begin(self, reason: MintReason) {
+        // The conversation held before is over or failed: a retry after this attempt must
+        // start afresh, not catch up with it.
+        *self.credentials.borrow_mut() = None;
         if !self.update(|s| {
             *s = Session {
                 agent_name: s.agent_name.take(),
@@ -322,11 +410,12 @@ impl Driver {
             Ok(started) => started,
             Err(error) => return self.fail(error.into()),
         };
-        *self.credentials.borrow_mut() = Some(Credentials {
-            id: started.conversation.id.clone(),
-            token: started.token,
-            expires_at: started.expires_at,
-        });
+        *self.credentials.borrow_mut() = Some(Credentials::received(
+            started.conversation.id.clone(),
+            started.token,
+            started.expires_at,
+            self.backend.now(),
+        ));
         if !self.update(|s| {
             s.apply(&started.conversation);
         }) {
@@ -376,6 +465,9 @@ impl Driver {
     /// its token on the side.
     async fn follow(&self) {
         self.spawn(self.clone().renew_before_expiry());
+        if self.end_requested.take() {
+            self.end();
+        }
         let mut failures: u32 = 0;
         while self.wants_updates() {
             let Some(credentials) = self.current() else {
@@ -394,6 +486,15 @@ impl Driver {
                     }
                     StreamItem::Conversation(view) => {
                         failures = 0;
+                        // An error shown meanwhile (a refused renewal) stands: the stream
+                        // must not paint over it.
+                        if self
+                            .session
+                            .try_with_untracked(|s| matches!(s.phase, Phase::Error(_)))
+                            != Some(false)
+                        {
+                            return;
+                        }
                         if !self.update(|s| {
                             s.reconnecting = false;
                             s.apply(&view);
@@ -444,12 +545,12 @@ impl Driver {
             .retry_millis
             .saturating_mul(1 << failures.min(5));
         let credentials = self.current()?;
-        if self.backend.now() + RENEW_MARGIN_SECS >= credentials.expires_at {
+        if self.backend.now() >= credentials.renew_at {
             match self.renew_once().await {
                 Ok(()) => {}
                 Err(ClientError::Network) => return Some(backoff),
                 Err(error) => {
-                    self.fail(error.into());
+                    self.renewal_refused(error).await;
                     return None;
                 }
             }
@@ -487,7 +588,7 @@ impl Driver {
             let Some(credentials) = self.current() else {
                 return;
             };
-            let due = credentials.expires_at.saturating_sub(RENEW_MARGIN_SECS);
+            let due = credentials.renew_at;
             let now = self.backend.now();
             if now < due {
                 let millis = (due - now).saturating_mul(1000).min(u64::from(u32::MAX));
@@ -503,12 +604,42 @@ impl Driver {
                 }
                 Err(error) => {
                     if self.wants_updates() {
-                        self.fail(error.into());
+                        self.renewal_refused(error).await;
                     }
                     return;
                 }
             }
         }
+    }
+
+    /// The BFF refused a renewal. It does that for a conversation that has just ended
+    /// (`forbidden`, `conversation_ended`): a read with the token, still valid, shows the
+    /// end. Anything else is an error.
+    async fn renewal_refused(&self, error: ClientError) {
+        let ended = matches!(
+            &error,
+            ClientError::Http { problem: Some(problem), .. }
+                if matches!(problem.code, ErrorCode::Forbidden | ErrorCode::ConversationEnded)
+        );
+        if ended && let Some(credentials) = self.current() {
+            let read = self
+                .backend
+                .conversation(&credentials.token, &credentials.id)
+                .await;
+            if let Ok(view) = read
+                && view.status.is_final()
+            {
+                self.update(|s| {
+                    s.apply(&view);
+                });
+                self.forget_if_final();
+                if view.status == ConversationStatus::Failed {
+                    self.fail(WidgetError::conversation_failed());
+                }
+                return;
+            }
+        }
+        self.fail(error.into());
     }
 
     async fn renew_once(&self) -> Result<(), ClientError> {
@@ -519,9 +650,9 @@ impl Driver {
             .backend
             .renew(&credentials.token, &credentials.id)
             .await?;
+        let now = self.backend.now();
         if let Some(held) = self.credentials.borrow_mut().as_mut() {
-            held.token = grant.token;
-            held.expires_at = grant.expires_at;
+            *held = Credentials::received(held.id.clone(), grant.token, grant.expires_at, now);
         }
         self.remember();
         Ok(())

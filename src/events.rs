@@ -16,7 +16,9 @@ use crate::session::{Phase, Session, WidgetError};
 struct Told {
     phase: Phase,
     conversation_id: Option<String>,
-    turns: usize,
+    /// Ids of the turns already told, by identity: a late turn inserted earlier in the
+    /// transcript is told too, and no turn twice.
+    told_turns: Vec<String>,
     open: bool,
     notice: Option<WidgetError>,
 }
@@ -32,20 +34,20 @@ pub fn report(
         let now = session.with(|s| Told {
             phase: s.phase.clone(),
             conversation_id: s.conversation_id.clone(),
-            turns: s.transcript.turns().len(),
+            told_turns: Vec::new(),
             open: open.get(),
             notice: s.notice,
         });
         let mut before = told.unwrap_or(Told {
             phase: Phase::Idle,
             conversation_id: None,
-            turns: 0,
+            told_turns: Vec::new(),
             open: false,
             notice: None,
         });
         // Another conversation's turns are all new.
         if now.conversation_id != before.conversation_id {
-            before.turns = 0;
+            before.told_turns.clear();
         }
         if now.open != before.open {
             let name = if now.open { "open" } else { "close" };
@@ -76,9 +78,16 @@ pub fn report(
             let detail = json!({ "code": notice.code, "message": messages.error(notice.kind) });
             dispatch(&target, "error", &detail);
         }
-        if now.turns > before.turns {
+        let mut now = now;
+        now.told_turns = std::mem::take(&mut before.told_turns);
+        {
+            let told = &mut now.told_turns;
             session.with(|s| {
-                for turn in s.transcript.turns().iter().skip(before.turns) {
+                for turn in s.transcript.turns() {
+                    if told.contains(&turn.id) {
+                        continue;
+                    }
+                    told.push(turn.id.clone());
                     let role = match turn.role {
                         Role::Agent | Role::Unknown => "agent",
                         Role::User => "user",

@@ -117,6 +117,11 @@ impl WidgetHandle {
         }
     }
 
+    /// Shows the panel without starting anything (the loader's remount of an open panel).
+    pub fn show(&self) {
+        let _ = self.open.try_set(true);
+    }
+
     /// Closes the panel; the conversation goes on.
     pub fn close(&self) {
         let _ = self.open.try_set(false);

@@ -1,6 +1,7 @@
 //! What lets a conversation survive a reload or a move to another page of the same site:
 //! the conversation's id and its short-lived scoped token in `sessionStorage` (one tab, one
-//! origin), never anything of the platform's. The loader reads the same key to decide that
+//! origin), with the agent's display name and whether the panel was open; never anything of
+//! the platform's. `expiresAt` is on the browser's own clock. The loader reads the same key to decide that
 //! the app must load at once (`loader/speaknode-widget.js`).
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,9 @@ pub struct Saved {
     pub expires_at: u64,
     /// Whether the panel was open, so it reopens where the visitor left it.
     pub open: bool,
+    /// The agent's display name, for the header until the conversation is read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
 }
 
 /// The storage key for an agent's conversation; the loader builds the same one.
@@ -65,6 +69,7 @@ mod tests {
             token: "t".into(),
             expires_at: 7,
             open: true,
+            agent_name: None,
         };
         let json = serde_json::to_value(&saved).expect("serialises");
         assert_eq!(

@@ -129,6 +129,14 @@ impl Session {
 
     /// Takes in a fresh read of the conversation. Returns whether anything visible changed.
     pub fn apply(&mut self, view: &ConversationView) -> bool {
+        // Completed and Failed are final: an older read still in flight (a stream event
+        // sent just before the end) must not bring the conversation back.
+        let stale = self.conversation_id.as_deref() == Some(view.id.as_str())
+            && matches!(self.phase, Phase::Live(status) if status.is_final())
+            && !view.status.is_final();
+        if stale {
+            return false;
+        }
         self.begin(&view.id);
         let phase = Phase::Live(view.status);
         let phase_changed = self.phase != phase;
@@ -352,6 +360,15 @@ mod tests {
             !session.is_busy(),
             "a finished conversation can be followed by a new one"
         );
+    }
+
+    #[test]
+    fn a_stale_read_never_brings_an_ended_conversation_back() {
+        let mut session = Session::default();
+        session.apply(&view(ConversationStatus::Active, vec![]));
+        session.apply(&view(ConversationStatus::Completed, vec![]));
+        assert!(!session.apply(&view(ConversationStatus::Active, vec![])));
+        assert_eq!(session.phase, Phase::Live(ConversationStatus::Completed));
     }
 
     #[test]

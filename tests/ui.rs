@@ -735,6 +735,7 @@ async fn a_panel_reopened_by_a_reload_leaves_focus_to_the_page() {
             token: "conversation-token-0".into(),
             expires_at: NOW + 300,
             open: true,
+            agent_name: None,
         },
     );
     let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);

@@ -86,7 +86,7 @@ async fn a_conversation_delivered_again_and_again_never_duplicates_a_turn() {
 #[wasm_bindgen_test]
 async fn a_token_about_to_expire_is_renewed_and_the_stream_reopened_with_it() {
     let (_host, root, container) = shadow_host();
-    // The start token has 30 s left: less than the renewal margin.
+    // The start token lives 30 s, less than twice the renewal margin: renewed at 15 s.
     let backend = ScriptedBackend::with_token_lifetime(
         vec![
             view(ConversationStatus::Pending, vec![]),
@@ -100,6 +100,12 @@ async fn a_token_about_to_expire_is_renewed_and_the_stream_reopened_with_it() {
         text(&root, "sn-transcript").contains(GREETING)
     })
     .await;
+    assert_eq!(
+        *backend.renewals.borrow(),
+        0,
+        "not due yet: half its life is left"
+    );
+    backend.clock.set(NOW + 16);
     until("the renewal", || *backend.renewals.borrow() == 1).await;
     // The BFF ends a stream when its token expires; the widget reopens with the new one
     // (the scripted BFF asserts that it is the latest token).
@@ -187,6 +193,7 @@ async fn a_reload_resumes_the_stored_conversation_without_starting_another() {
             token: "conversation-token-0".into(),
             expires_at: NOW + 300,
             open: true,
+            agent_name: Some("Ava".into()),
         },
     );
     let (_host, root, container) = shadow_host();
@@ -202,6 +209,11 @@ async fn a_reload_resumes_the_stored_conversation_without_starting_another() {
     .await;
     until("the stored transcript", || turn_texts(&root).len() == 2).await;
     assert_eq!(text(&root, "sn-status"), "Connected");
+    assert_eq!(
+        text(&root, "sn-agent-name"),
+        "Ava",
+        "the agent keeps its name"
+    );
     assert!(backend.mints.borrow().is_empty(), "no new token was minted");
     assert_eq!(*backend.starts.borrow(), 0, "no second conversation");
     until("the stream", || backend.streams.borrow().len() == 1).await;
@@ -218,6 +230,7 @@ async fn a_stored_conversation_whose_token_expired_is_not_resumed() {
             token: "old".into(),
             expires_at: NOW - 1,
             open: true,
+            agent_name: None,
         },
     );
     let (_host, root, container) = shadow_host();
@@ -537,5 +550,104 @@ async fn a_failed_end_keeps_the_conversation_and_tells_the_page() {
         "the conversation goes on"
     );
     assert!(!backend.all_streams_closed(), "and is still followed");
+    resume::clear(agent);
+}
+
+#[wasm_bindgen_test]
+async fn an_end_asked_for_while_catching_up_is_carried_out() {
+    let agent = "agent-end-early";
+    resume::save(
+        agent,
+        &Saved {
+            conversation_id: "conv-1".into(),
+            token: "conversation-token-0".into(),
+            expires_at: NOW + 300,
+            open: false,
+            agent_name: None,
+        },
+    );
+    let (_host, root, container) = shadow_host();
+    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
+    *backend.current_token.borrow_mut() = "conversation-token-0".into();
+    let widget = mount(agent, backend.clone(), container);
+    // Right after mounting, before the stored conversation has been read back.
+    widget.end();
+    widget.open();
+    until("the end", || {
+        text(&root, "sn-status") == "Conversation ended"
+    })
+    .await;
+    assert_eq!(*backend.ends.borrow(), 1);
+    assert_eq!(*backend.starts.borrow(), 0, "opening did not start another");
+}
+
+#[wasm_bindgen_test]
+async fn short_lived_tokens_are_renewed_once_per_lifetime_not_in_a_loop() {
+    let agent = "agent-short-tokens";
+    let (_host, root, container) = shadow_host();
+    // 30 s tokens, shorter than the renewal margin: each is renewed at half its life.
+    let backend = ScriptedBackend::with_token_lifetime(
+        vec![
+            view(ConversationStatus::Pending, vec![]),
+            view(ConversationStatus::Active, vec![greeting()]),
+        ],
+        30,
+    );
+    *backend.renew_secs.borrow_mut() = 30;
+    let widget = mount(agent, backend.clone(), container);
+    widget.open();
+    until("the greeting", || {
+        text(&root, "sn-transcript").contains(GREETING)
+    })
+    .await;
+    backend.clock.set(NOW + 16);
+    until("the first renewal", || *backend.renewals.borrow() == 1).await;
+    // The clock stands still now: the renewed 30 s token is due in 15 s. A renewal loop
+    // (renewing whatever expires within the 60 s margin) would go on renewing meanwhile.
+    sleep(50).await;
+    assert_eq!(
+        *backend.renewals.borrow(),
+        1,
+        "one renewal per token lifetime"
+    );
+    resume::clear(agent);
+}
+
+#[wasm_bindgen_test]
+async fn a_late_turn_placed_earlier_is_still_told_to_the_page_once() {
+    let agent = "agent-late-turn";
+    let (host, root, container) = shadow_host();
+    let seen = record_events(&host);
+    let backend = ScriptedBackend::new(vec![
+        view(ConversationStatus::Pending, vec![]),
+        view(
+            ConversationStatus::Active,
+            vec![greeting(), turn("item_3", Role::Agent, "Anything else?", 9)],
+        ),
+    ]);
+    let widget = mount(agent, backend.clone(), container);
+    widget.open();
+    until("two turns", || turn_texts(&root).len() == 2).await;
+    // The visitor's turn was transcribed late: it sorts between the two agent turns.
+    backend.push(StreamItem::Conversation(view(
+        ConversationStatus::Active,
+        vec![
+            greeting(),
+            turn("item_2", Role::User, "Thanks!", 5),
+            turn("item_3", Role::Agent, "Anything else?", 9),
+        ],
+    )));
+    until("three turns", || turn_texts(&root).len() == 3).await;
+    until("the late turn's event", || {
+        seen.borrow().iter().any(|e| e.contains("Thanks!"))
+    })
+    .await;
+    let messages: Vec<String> = seen
+        .borrow()
+        .iter()
+        .filter(|e| e.starts_with("speaknode:message"))
+        .cloned()
+        .collect();
+    assert_eq!(messages.len(), 3, "each turn once: {messages:?}");
     resume::clear(agent);
 }

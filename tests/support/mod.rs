@@ -36,6 +36,10 @@ pub struct ScriptedBackend {
     start_token_secs: u64,
     pub current_token: RefCell<String>,
     pub renewals: RefCell<u32>,
+    /// The scripted clock, starting at [`NOW`]; tests move it on.
+    pub clock: std::cell::Cell<u64>,
+    /// Lifetime of the tokens `renew` returns.
+    pub renew_secs: RefCell<u64>,
     pub mints: RefCell<Vec<MintReason>>,
     pub starts: RefCell<u32>,
     pub reads: RefCell<u32>,
@@ -65,6 +69,8 @@ impl ScriptedBackend {
             start_token_secs,
             current_token: RefCell::new(String::new()),
             renewals: RefCell::new(0),
+            renew_secs: RefCell::new(3600),
+            clock: std::cell::Cell::new(NOW),
             mints: RefCell::default(),
             starts: RefCell::new(0),
             reads: RefCell::new(0),
@@ -203,7 +209,7 @@ impl Backend for ScriptedBackend {
         *self.current_token.borrow_mut() = fresh.clone();
         let grant = TokenGrant {
             token: fresh,
-            expires_at: NOW + 3600,
+            expires_at: self.clock.get() + *self.renew_secs.borrow(),
         };
         Box::pin(async move { Ok(grant) })
     }
@@ -248,7 +254,7 @@ impl Backend for ScriptedBackend {
     }
 
     fn now(&self) -> u64 {
-        NOW
+        self.clock.get()
     }
 }
 
