@@ -120,7 +120,7 @@ test("changing lang remounts the widget in the new language, same conversation, 
   assert.deepEqual(problems, []);
 });
 
-test("changing agent-id remounts the widget for the other agent, still open", async () => {
+test("changing agent-id remounts the widget for the other agent, still open, starting only when asked", async () => {
   const { context, page, problems } = await openPage(fixture("spa.html", { view: "help" }));
   await launcher(page).click();
   await waitForGreeting(page);
@@ -129,6 +129,12 @@ test("changing agent-id remounts the widget for the other agent, still open", as
   await page.locator("speaknode-widget").evaluate((element, id) => {
     element.agentId = id;
   }, SECOND_AGENT_ID);
+  // The panel stays open; a conversation (with a microphone, soon) starts only from the
+  // visitor's own action, never from a page's attribute change.
+  const start = page.getByTestId("sn-start");
+  await start.waitFor();
+  assert.equal(await panel(page).isVisible(), true);
+  await start.click();
   await waitForGreeting(page, SECOND_GREETING);
   assert.equal((await page.getByTestId("sn-agent-name").textContent()).trim(), "Max");
   await context.close();
