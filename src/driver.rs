@@ -324,6 +324,9 @@ impl Driver {
     }
 
     fn fail(&self, error: WidgetError) {
+        // An end asked for during a start that failed has nothing left to end; it must not
+        // end the next conversation.
+        self.end_requested.set(false);
         self.update(|s| s.fail(error));
     }
 
@@ -456,6 +459,7 @@ impl Driver {
                 // to resume, so the widget is simply ready for a new conversation.
                 resume::clear(&self.agent_id);
                 *self.credentials.borrow_mut() = None;
+                self.end_requested.set(false);
                 self.update(|s| *s = Session::default());
             }
         }
