@@ -1,10 +1,11 @@
-// trunk's post-build hook (Trunk.toml): in release builds, minifies the loader trunk copied
-// into its staging directory with terser (pinned in package.json), since every page view of
-// every customer downloads it. The source in loader/ stays as it is, comments and all; only
-// the "/*!" banner is kept.
+// trunk's post-build hook (Trunk.toml): in release builds, minifies what every page view of
+// every customer downloads, in trunk's staging directory: the loader with terser and its
+// stylesheet with csso (both pinned in package.json). The sources in loader/ and style/ stay
+// as they are, comments and all; only the loader's "/*!" banner is kept.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { minify } from "terser";
+import { minify as minifyCss } from "csso";
 
 if (process.env.TRUNK_PROFILE === "release") {
   const file = join(process.env.TRUNK_STAGING_DIR, "speaknode-widget.js");
@@ -17,4 +18,10 @@ if (process.env.TRUNK_PROFILE === "release") {
     format: { comments: /^!/, ascii_only: true },
   });
   await writeFile(file, `${code}\n`);
+
+  // Structural optimisations (merging and moving rules) are off: the cascade between :host
+  // rules, media queries and the hostile-page defences stays exactly as written.
+  const sheet = join(process.env.TRUNK_STAGING_DIR, "speaknode-widget.css");
+  const css = minifyCss(await readFile(sheet, "utf8"), { restructure: false, comments: false });
+  await writeFile(sheet, `${css.css}\n`);
 }
