@@ -80,32 +80,39 @@ pub fn FeedbackForm(
         }
     });
 
+    let rate_button = move |rating: Rating| {
+        let (class, test_id, label) = match rating {
+            Rating::Up => (
+                "sn-rate sn-feedback-up",
+                "sn-feedback-up",
+                messages.feedback_up,
+            ),
+            Rating::Down => (
+                "sn-rate sn-feedback-down",
+                "sn-feedback-down",
+                messages.feedback_down,
+            ),
+        };
+        view! {
+            <button
+                type="button"
+                class=class
+                data-testid=test_id
+                aria-label=label
+                title=label
+                aria-pressed=move || pressed(rating).to_string()
+                on:click=move |_| choose(rating)
+            >
+                {icons::thumb(rating == Rating::Down)}
+            </button>
+        }
+    };
     let form = move || {
         view! {
             <p class="sn-feedback-title" id="sn-feedback-title">{messages.feedback_prompt}</p>
             <div class="sn-rating" role="group" aria-labelledby="sn-feedback-title">
-                <button
-                    type="button"
-                    class="sn-rate sn-feedback-up"
-                    data-testid="sn-feedback-up"
-                    aria-label=messages.feedback_up
-                    title=messages.feedback_up
-                    aria-pressed=move || pressed(Rating::Up).to_string()
-                    on:click=move |_| choose(Rating::Up)
-                >
-                    {icons::thumb(false)}
-                </button>
-                <button
-                    type="button"
-                    class="sn-rate sn-feedback-down"
-                    data-testid="sn-feedback-down"
-                    aria-label=messages.feedback_down
-                    title=messages.feedback_down
-                    aria-pressed=move || pressed(Rating::Down).to_string()
-                    on:click=move |_| choose(Rating::Down)
-                >
-                    {icons::thumb(true)}
-                </button>
+                {rate_button(Rating::Up)}
+                {rate_button(Rating::Down)}
             </div>
             <label class="sn-label" for="sn-feedback-comment">
                 {messages.feedback_comment}
