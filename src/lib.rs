@@ -11,6 +11,7 @@
 //! - `ui`: Leptos components.
 //! - `i18n`: every user-visible string.
 //! - `events`: the DOM events the host page can listen to.
+//! - `voice`: the LiveKit room seam (voice and typed chat in a call).
 
 pub mod client;
 pub mod driver;
@@ -19,6 +20,7 @@ pub mod i18n;
 pub mod resume;
 pub mod session;
 pub mod ui;
+pub mod voice;
 
 use std::any::Any;
 use std::cell::RefCell;
