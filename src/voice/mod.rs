@@ -11,6 +11,7 @@
 //! The pure state that turns those events into what the panel shows lives in Rust modules
 //! next to this one, unit-tested natively.
 
+pub mod call;
 pub mod captions;
 
 use futures_channel::mpsc;
