@@ -452,10 +452,12 @@ impl Call {
                 }
             }
             Input::RetrySend(id) => {
-                if let Some(message) = self.outbox.iter_mut().find(|m| m.id == id) {
-                    if message.state == SendState::Failed {
-                        message.state = SendState::Queued;
-                    }
+                if let Some(message) = self
+                    .outbox
+                    .iter_mut()
+                    .find(|m| m.id == id && m.state == SendState::Failed)
+                {
+                    message.state = SendState::Queued;
                 }
                 self.flush(&mut effects);
             }
