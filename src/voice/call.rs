@@ -1,12 +1,13 @@
 //! The call: a pure state machine over one conversation's LiveKit room, driven by inputs and
-//! answering with the effects to run. No browser types, no timers, no futures: the driver
-//! owns those, so every rule here is tested with plain `#[test]`s.
+//! answering with the effects to run. No browser types, no timers and nothing awaited in the
+//! machine: the driver owns those, so every rule here is tested with plain `#[test]`s.
 //!
 //! Wiring (the driver's loop):
 //!
 //! 1. The visitor clicks "Start call": `call.set_baseline(session.transcript.turns())`, then
 //!    `call.handle(Input::Start { grant, mic })` with the start response's [`VoiceGrant`].
-//! 2. Run every [`Effect`] returned, in order, and feed each outcome back as an input:
+//! 2. Run every [`Effect`] returned, in order, and feed each outcome back as an input
+//!    ([`Effect::run_on`] does that for the effects on the transport):
 //!    [`Effect::Connect`] → `transport.connect(..)` → [`Input::Joined`] (with the same
 //!    `attempt`); [`Effect::RenewGrant`] and [`Effect::Reconnect`] → the BFF's token renewal →
 //!    [`Input::Grant`]; [`Effect::StartTimer`] → sleep `millis` → [`Input::Timer`] (with the
@@ -47,8 +48,9 @@ use speaknode_api::{Turn, VoiceGrant};
 use super::captions::{Captions, Shown};
 use super::{
     AgentState, Device, DisconnectReason, LinkState, MicError, MicRequest, TextChunk, VoiceError,
-    VoiceEvent,
+    VoiceEvent, VoiceTransport,
 };
+use crate::client::LocalFuture;
 use crate::session::WidgetError;
 
 /// How patient the call is, and how often it recovers by itself.
@@ -195,6 +197,70 @@ pub enum Effect {
     StartAudio,
     /// Leave the room (idempotent).
     Disconnect,
+}
+
+impl Effect {
+    /// Runs an effect that needs only the transport and resolves to the input to feed back
+    /// (`None` after [`Effect::Disconnect`]). The transport is called before this returns,
+    /// so [`Effect::StartAudio`] run from a click handler is inside the click even though the
+    /// answer is awaited later. The effects the driver runs itself ([`Effect::RenewGrant`],
+    /// [`Effect::Reconnect`], [`Effect::StartTimer`]) come back as `Err`.
+    pub fn run_on(
+        self,
+        transport: &dyn VoiceTransport,
+    ) -> Result<LocalFuture<Option<Input>>, Effect> {
+        Ok(match self {
+            Effect::Connect {
+                attempt,
+                grant,
+                mic,
+            } => {
+                let joined = transport.connect(&grant, mic);
+                Box::pin(async move {
+                    Some(Input::Joined {
+                        attempt,
+                        result: joined.await,
+                    })
+                })
+            }
+            Effect::SendChat { id, text } => {
+                let sent = transport.send_chat(&text);
+                Box::pin(async move {
+                    Some(Input::Sent {
+                        id,
+                        result: sent.await,
+                    })
+                })
+            }
+            Effect::SetMic(on) => {
+                let set = transport.set_mic_enabled(on);
+                Box::pin(async move {
+                    Some(Input::MicSet {
+                        on,
+                        result: set.await,
+                    })
+                })
+            }
+            Effect::SwitchMic(device) => {
+                let switched = transport.switch_mic(&device);
+                Box::pin(async move { Some(Input::MicSwitched(switched.await)) })
+            }
+            Effect::StartAudio => {
+                let started = transport.start_audio();
+                Box::pin(async move { Some(Input::AudioStarted(started.await)) })
+            }
+            Effect::Disconnect => {
+                let left = transport.disconnect();
+                Box::pin(async move {
+                    left.await;
+                    None
+                })
+            }
+            other @ (Effect::RenewGrant | Effect::Reconnect | Effect::StartTimer { .. }) => {
+                return Err(other);
+            }
+        })
+    }
 }
 
 /// Everything that moves the call: the visitor, the transport, the BFF and the timers.
@@ -1462,6 +1528,137 @@ mod tests {
             Input::from_event(VoiceEvent::AgentLeft),
             Some(Input::AgentLeft)
         );
+    }
+
+    /// A transport whose calls answer at once, recording what was asked.
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl VoiceTransport for Recorder {
+        fn connect(
+            &self,
+            grant: &VoiceGrant,
+            mic: MicRequest,
+        ) -> LocalFuture<Result<(), VoiceError>> {
+            self.calls
+                .borrow_mut()
+                .push(format!("connect {} {}", grant.token, mic.enabled));
+            Box::pin(async { Ok(()) })
+        }
+        fn set_mic_enabled(&self, on: bool) -> LocalFuture<Result<(), VoiceError>> {
+            self.calls.borrow_mut().push(format!("mic {on}"));
+            Box::pin(async { Err(VoiceError::Mic(MicError::Denied)) })
+        }
+        fn switch_mic(&self, device_id: &str) -> LocalFuture<Result<(), VoiceError>> {
+            self.calls.borrow_mut().push(format!("switch {device_id}"));
+            Box::pin(async { Ok(()) })
+        }
+        fn microphones(&self) -> LocalFuture<Result<Vec<Device>, VoiceError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn start_audio(&self) -> LocalFuture<Result<(), VoiceError>> {
+            self.calls.borrow_mut().push("audio".into());
+            Box::pin(async { Ok(()) })
+        }
+        fn send_chat(&self, text: &str) -> LocalFuture<Result<(), VoiceError>> {
+            self.calls.borrow_mut().push(format!("chat {text}"));
+            Box::pin(async { Ok(()) })
+        }
+        fn disconnect(&self) -> LocalFuture<()> {
+            self.calls.borrow_mut().push("disconnect".into());
+            Box::pin(async {})
+        }
+        fn events(&self) -> futures_channel::mpsc::UnboundedReceiver<VoiceEvent> {
+            futures_channel::mpsc::unbounded().1
+        }
+    }
+
+    /// Polls a future that is ready at once (the recorder's all are).
+    fn ready<T>(future: LocalFuture<T>) -> T {
+        let mut future = future;
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => panic!("the recorder answers at once"),
+        }
+    }
+
+    #[test]
+    fn transport_effects_run_on_the_transport_and_answer_with_their_input() {
+        let transport = Recorder::default();
+        let mut call = Call::default();
+        let mut inputs = Vec::new();
+        let mut driver_effects = Vec::new();
+        let mut run = |call: &mut Call, input: Input, inputs: &mut Vec<Input>| {
+            for effect in call.handle(input) {
+                match effect.run_on(&transport) {
+                    Ok(answer) => inputs.extend(ready(answer)),
+                    Err(effect) => driver_effects.push(effect),
+                }
+            }
+        };
+        run(
+            &mut call,
+            Input::Start {
+                grant: grant("t0"),
+                mic: voice(),
+            },
+            &mut inputs,
+        );
+        for input in std::mem::take(&mut inputs) {
+            run(&mut call, input, &mut inputs);
+        }
+        assert_eq!(call.phase(), CallPhase::Connected { agent: None });
+        run(&mut call, Input::Send("hi".into()), &mut inputs);
+        run(&mut call, Input::SetMic(false), &mut inputs);
+        run(&mut call, Input::SwitchMic("usb".into()), &mut inputs);
+        run(&mut call, Input::EnableAudio, &mut inputs);
+        assert_eq!(
+            inputs,
+            [
+                Input::Sent {
+                    id: 1,
+                    result: Ok(())
+                },
+                Input::MicSet {
+                    on: false,
+                    result: Err(VoiceError::Mic(MicError::Denied))
+                },
+                Input::MicSwitched(Ok(())),
+                Input::AudioStarted(Ok(())),
+            ]
+        );
+        run(&mut call, Input::Hangup, &mut inputs);
+        assert_eq!(
+            *transport.calls.borrow(),
+            [
+                "connect t0 true",
+                "chat hi",
+                "mic false",
+                "switch usb",
+                "audio",
+                "disconnect"
+            ]
+        );
+        assert!(matches!(driver_effects[..], [Effect::StartTimer { .. }]));
+        assert_eq!(
+            Effect::RenewGrant.run_on(&transport).err(),
+            Some(Effect::RenewGrant)
+        );
+    }
+
+    #[test]
+    fn start_audio_reaches_the_transport_before_anything_is_awaited() {
+        let transport = Recorder::default();
+        let pending = Effect::StartAudio.run_on(&transport);
+        assert_eq!(
+            *transport.calls.borrow(),
+            ["audio"],
+            "called inside the click"
+        );
+        drop(pending);
     }
 
     #[test]
