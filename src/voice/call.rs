@@ -41,7 +41,9 @@
 //!   text. Muting is shown as asked at once and corrected if the transport says otherwise.
 //! - Typed messages go into an outbox with a local id, are shown at once, are sent one at a
 //!   time and in order while connected, and stay (queued, or failed with a retry) otherwise:
-//!   nothing typed is lost, including across a reconnect.
+//!   nothing typed is lost, including across a reconnect. A send in flight when the
+//!   connection goes is queued again (it may arrive twice, never not at all, unless its
+//!   success still comes in); what is queued when the call ends shows as not sent.
 
 use speaknode_api::{Turn, VoiceGrant};
 
@@ -548,17 +550,16 @@ impl Call {
             Input::Grant(result) => self.granted(result, &mut effects),
             Input::Sent { id, result } => {
                 let connected = self.stage == Stage::Connected;
-                if let Some(message) = self
-                    .outbox
-                    .iter_mut()
-                    .find(|m| m.id == id && m.state == SendState::Sending)
-                {
-                    message.state = match result {
-                        Ok(()) => SendState::Sent,
+                if let Some(message) = self.outbox.iter_mut().find(|m| m.id == id) {
+                    message.state = match (result, message.state) {
+                        // Delivered, even if the call stopped waiting for the answer and
+                        // queued it again: sending it twice would help nobody.
+                        (Ok(()), _) => SendState::Sent,
                         // A send that failed because the connection is going away is sent
                         // again once it is back; only a failure while connected is shown.
-                        Err(_) if connected => SendState::Failed,
-                        Err(_) => SendState::Queued,
+                        (Err(_), SendState::Sending) if connected => SendState::Failed,
+                        (Err(_), SendState::Sending) => SendState::Queued,
+                        (Err(_), state) => state,
                     };
                 }
                 self.flush(&mut effects);
@@ -834,6 +835,13 @@ impl Call {
 
     fn end(&mut self, effects: &mut Vec<Effect>) {
         self.stop(Stage::Ended);
+        // No connection will come back for what is still queued: show it as not sent (with
+        // its retry, for a next call) instead of waiting forever.
+        for message in &mut self.outbox {
+            if message.state == SendState::Queued {
+                message.state = SendState::Failed;
+            }
+        }
         effects.push(Effect::Disconnect);
     }
 
@@ -1476,6 +1484,39 @@ mod tests {
             result: Ok(()),
         });
         assert_eq!(sent_ids(&effects), [3]);
+    }
+
+    #[test]
+    fn a_late_success_for_a_requeued_message_is_not_sent_twice() {
+        let mut call = connected();
+        call.handle(Input::Send("hello".into()));
+        call.handle(Input::Link(LinkState::Disconnected(
+            DisconnectReason::Network,
+        )));
+        assert_eq!(states(&call), [SendState::Queued]);
+        call.handle(Input::Sent {
+            id: 1,
+            result: Ok(()),
+        });
+        assert_eq!(states(&call), [SendState::Sent]);
+        let effects = call.handle(Input::Grant(Ok(grant("t1"))));
+        let effects = call.handle(Input::Joined {
+            attempt: attempt_of(&effects),
+            result: Ok(()),
+        });
+        assert!(sent_ids(&effects).is_empty());
+    }
+
+    #[test]
+    fn what_is_still_queued_when_the_call_ends_shows_as_not_sent() {
+        let (mut call, _) = started();
+        call.handle(Input::Send("anyone there?".into()));
+        call.handle(Input::Hangup);
+        assert_eq!(states(&call), [SendState::Failed]);
+        assert_eq!(
+            call.outgoing(1).map(|m| m.text.as_str()),
+            Some("anyone there?")
+        );
     }
 
     #[test]
