@@ -29,7 +29,9 @@
 //! when a history turn of the same role has the same normalised text ([`normalise`]) — one
 //! turn absorbs at most one line, and turns that existed before the call started
 //! ([`Captions::set_baseline`]) absorb none, so a visitor saying "yes" twice sees it twice.
-//! Non-final lines never match: they are still changing, and a match would hide words.
+//! A turn that arrived as several segments (a pause mid-sentence) absorbs the run of that
+//! role's final lines whose words, joined, are the turn's. Non-final lines never match:
+//! they are still changing, and a match would hide words.
 
 use speaknode_api::{Role, Turn};
 
@@ -193,28 +195,50 @@ impl Captions {
             .map(|turn| self.baseline.contains(&turn.id))
             .collect();
         let keys: Vec<String> = history.iter().map(|turn| normalise(&turn.text)).collect();
-        let mut shown: Vec<Shown> = history.iter().cloned().map(Shown::History).collect();
-        for line in self.lines() {
-            if line.text.trim().is_empty() {
+        let lines: Vec<Line> = self
+            .lines()
+            .into_iter()
+            .filter(|line| !line.text.trim().is_empty())
+            .collect();
+        let mut dropped = vec![false; lines.len()];
+        // First one line per turn, so a turn spoken as one segment finds its own line.
+        for (line, dropped) in lines.iter().zip(&mut dropped) {
+            if !line.is_final {
                 continue;
             }
-            if line.is_final {
-                let text = normalise(&line.text);
-                let matching =
-                    history
-                        .iter()
-                        .zip(&keys)
-                        .zip(&absorbed)
-                        .position(|((turn, key), &used)| {
-                            !used && turn.role == line.role && *key == text
-                        });
-                if let Some(index) = matching {
-                    absorbed[index] = true;
-                    continue;
+            let text = normalise(&line.text);
+            let matching = (0..history.len())
+                .find(|&t| !absorbed[t] && history[t].role == line.role && keys[t] == text);
+            if let Some(t) = matching {
+                absorbed[t] = true;
+                *dropped = true;
+            }
+        }
+        // Then turns the platform stored whole but that arrived as several segments (a
+        // visitor who paused mid-sentence): a run of that role's remaining final lines
+        // whose words, joined, are the turn's.
+        for t in 0..history.len() {
+            if absorbed[t] {
+                continue;
+            }
+            let candidates: Vec<usize> = (0..lines.len())
+                .filter(|&i| !dropped[i] && lines[i].is_final && lines[i].role == history[t].role)
+                .collect();
+            if let Some(run) = run_matching(&lines, &candidates, &keys[t]) {
+                absorbed[t] = true;
+                for i in run {
+                    dropped[i] = true;
                 }
             }
-            shown.push(Shown::Live(line));
         }
+        let mut shown: Vec<Shown> = history.iter().cloned().map(Shown::History).collect();
+        shown.extend(
+            lines
+                .into_iter()
+                .zip(dropped)
+                .filter(|(_, dropped)| !dropped)
+                .map(|(line, _)| Shown::Live(line)),
+        );
         shown
     }
 
@@ -234,6 +258,29 @@ fn attribute<'a>(chunk: &'a TextChunk, name: &str) -> Option<&'a str> {
         .rev()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())
+}
+
+/// The first run of two or more consecutive `candidates` (indices into `lines`) whose texts,
+/// joined by spaces, normalise to `key`.
+fn run_matching(lines: &[Line], candidates: &[usize], key: &str) -> Option<Vec<usize>> {
+    for start in 0..candidates.len() {
+        let mut joined = String::new();
+        for end in start..candidates.len() {
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            joined.push_str(&lines[candidates[end]].text);
+            let text = normalise(&joined);
+            if end > start && text == key {
+                return Some(candidates[start..=end].to_vec());
+            }
+            // Once the words so far are not how the turn begins, no longer run will match.
+            if !key.starts_with(&text) {
+                break;
+            }
+        }
+    }
+    None
 }
 
 /// Reads a boolean attribute leniently, because agents disagree on how to write one:
@@ -494,6 +541,35 @@ mod tests {
                 "history:Opening hours?",
                 "live:We open at",
             ]
+        );
+    }
+
+    #[test]
+    fn a_turn_spoken_as_several_segments_absorbs_them_all() {
+        let mut captions = captions();
+        let last = [(TRANSCRIPTION_FINAL, "true")];
+        captions.push(&done(chunk(VISITOR, "u1", "I'd like to book", &last)));
+        captions.push(&done(chunk(AGENT, "s1", "Mm-hm.", &[])));
+        captions.push(&done(chunk(VISITOR, "u2", "a table for two.", &last)));
+        captions.push(&done(chunk(VISITOR, "u3", "Tonight?", &last)));
+        let history = vec![
+            turn("t1", Role::User, "I'd like to book a table for two."),
+            turn("t2", Role::Agent, "Mm-hm."),
+        ];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                "history:I'd like to book a table for two.",
+                "history:Mm-hm.",
+                "live:Tonight?",
+            ]
+        );
+        // A run that does not make up the whole turn hides nothing.
+        let history = vec![turn("t1", Role::User, "I'd like to book a table for four")];
+        assert_eq!(
+            captions.merged(&history).len(),
+            5,
+            "the turn and all four live lines"
         );
     }
 
