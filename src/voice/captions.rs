@@ -16,8 +16,9 @@
 //!   (visitor speech-to-text sends every interim result as a complete short stream).
 //! - The sender's identity decides who spoke: the agent's identity is the agent, anyone else
 //!   is the visitor. The agent publishes the visitor's transcript on the visitor's behalf, so
-//!   who carried the stream does not matter. Roles are worked out when lines are read, so a
-//!   stream that arrives before the agent's join event is still attributed correctly.
+//!   who carried the stream does not matter. Roles (and so finality, below) are worked out
+//!   when lines are read, so a stream that arrives before the agent's join event is still
+//!   attributed correctly.
 //! - A line is final once `lk.transcription_final` reads true (leniently: see [`truthy`]).
 //!   Agent streams are also final when their trailer arrives (`done`); visitor streams are
 //!   not, because every interim result ends with a trailer too — for them the attribute
@@ -82,7 +83,10 @@ struct Entry {
     /// `None` for local lines: they are always the visitor's.
     sender: Option<String>,
     text: String,
-    is_final: bool,
+    /// What the current stream's `lk.transcription_final` said, if it said anything.
+    said: Option<bool>,
+    /// The current stream's trailer arrived.
+    done: bool,
     /// The stream the text currently comes from; a chunk from another replaces the text.
     stream: String,
 }
@@ -121,35 +125,33 @@ impl Captions {
             sender: chunk.sender.clone(),
             id: id.to_owned(),
         };
-        let is_agent = self.agent.as_deref() == Some(chunk.sender.as_str());
-        let said_final = attribute(chunk, TRANSCRIPTION_FINAL).map(truthy);
-        // Agent speech ends with its trailer; a visitor's interim result ends with a
-        // trailer too, so for the visitor the attribute decides when there is one.
-        let chunk_final = match said_final {
-            Some(true) => true,
-            Some(false) => chunk.done && is_agent,
-            None => chunk.done,
-        };
+        let said = attribute(chunk, TRANSCRIPTION_FINAL).map(truthy);
         match self.entries.iter_mut().find(|entry| entry.key == key) {
             Some(entry) => {
-                let before = (entry.text.clone(), entry.is_final);
+                let before = (entry.text.len(), entry.said, entry.done);
                 if entry.stream == chunk.stream_id {
                     entry.text.push_str(&chunk.text);
                     // Within one stream, final is sticky: a later chunk cannot take it back.
-                    entry.is_final |= chunk_final;
+                    if entry.said != Some(true) && said.is_some() {
+                        entry.said = said;
+                    }
+                    entry.done |= chunk.done;
+                    !chunk.text.is_empty() || before != (entry.text.len(), entry.said, entry.done)
                 } else {
                     entry.stream.clone_from(&chunk.stream_id);
                     entry.text.clone_from(&chunk.text);
-                    entry.is_final = chunk_final;
+                    entry.said = said;
+                    entry.done = chunk.done;
+                    true
                 }
-                before.0 != entry.text || before.1 != entry.is_final
             }
             None => {
                 self.entries.push(Entry {
                     key,
                     sender: Some(chunk.sender.clone()),
                     text: chunk.text.clone(),
-                    is_final: chunk_final,
+                    said,
+                    done: chunk.done,
                     stream: chunk.stream_id.clone(),
                 });
                 true
@@ -168,7 +170,8 @@ impl Captions {
             key,
             sender: None,
             text: text.to_owned(),
-            is_final: true,
+            said: Some(true),
+            done: true,
             stream: String::new(),
         });
     }
@@ -177,11 +180,18 @@ impl Captions {
     pub fn lines(&self) -> Vec<Line> {
         self.entries
             .iter()
-            .map(|entry| Line {
-                key: entry.key.clone(),
-                role: self.role_of(entry),
-                text: entry.text.clone(),
-                is_final: entry.is_final,
+            .map(|entry| {
+                let role = self.role_of(entry);
+                // Agent speech ends with its trailer; a visitor's interim result ends with a
+                // trailer too, so for the visitor the attribute decides when there is one.
+                let is_final = entry.said == Some(true)
+                    || (entry.done && (entry.said.is_none() || role == Role::Agent));
+                Line {
+                    key: entry.key.clone(),
+                    role,
+                    text: entry.text.clone(),
+                    is_final,
+                }
             })
             .collect()
     }
@@ -476,6 +486,22 @@ mod tests {
         captions.set_agent(AGENT);
         let roles: Vec<Role> = captions.lines().iter().map(|line| line.role).collect();
         assert_eq!(roles, [Role::Agent, Role::User, Role::User]);
+    }
+
+    #[test]
+    fn finality_follows_the_sender_even_when_the_agent_is_named_late() {
+        let mut captions = Captions::default();
+        let said_false = [(SEGMENT_ID, "SG_1"), (TRANSCRIPTION_FINAL, "false")];
+        captions.push(&done(chunk(AGENT, "s1", "Welcome.", &said_false)));
+        assert!(
+            !captions.lines()[0].is_final,
+            "unknown senders are visitors, whose trailers end only an interim result"
+        );
+        captions.set_agent(AGENT);
+        assert!(
+            captions.lines()[0].is_final,
+            "the agent's trailer ends its speech"
+        );
     }
 
     #[test]
