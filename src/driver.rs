@@ -6,6 +6,13 @@
 //! back, or a reload, shows exactly the transcript the BFF has: no turn twice, none missing.
 //! All work runs in tasks the [`Driver`] can abort, which `destroy` does: no timer, request
 //! or stream outlives the widget.
+//!
+//! A start (or a resume) that brings a LiveKit join grant also joins the conversation's
+//! call; `call.rs` holds that part.
+
+mod call;
+
+pub use call::{CallSignals, VoiceFactory};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,8 +20,11 @@ use std::rc::Rc;
 use futures_util::StreamExt;
 use futures_util::future::{AbortHandle, abortable};
 use leptos::prelude::*;
-use speaknode_api::{ConversationStatus, EndReason, ErrorCode, FeedbackRequest, Rating};
+use speaknode_api::{
+    ConversationStatus, EndReason, ErrorCode, FeedbackRequest, Rating, TokenGrant,
+};
 
+use crate::Mode;
 use crate::client::{Backend, ClientError, MintReason, StreamItem};
 use crate::resume::{self, Saved};
 use crate::session::{Feedback, Phase, Session, WidgetError};
@@ -111,6 +121,8 @@ pub struct Driver {
     /// The page asked to end while the conversation was still being started or caught up
     /// with: done as soon as it runs.
     end_requested: Rc<Cell<bool>>,
+    /// The conversation's call, if it has one ([`Driver::with_voice`] makes calls possible).
+    voice: Rc<call::Voice>,
 }
 
 impl Driver {
@@ -131,6 +143,7 @@ impl Driver {
             tasks: Rc::default(),
             actions: Rc::default(),
             end_requested: Rc::default(),
+            voice: Rc::new(call::Voice::new(None, Mode::default())),
         }
     }
 
@@ -152,6 +165,7 @@ impl Driver {
             s.connecting();
             s.agent_name = saved.agent_name;
         });
+        self.resume_call(saved.call);
         if saved.open {
             let _ = self.open.try_set(true);
         }
@@ -172,6 +186,9 @@ impl Driver {
             return;
         }
         self.abort_tasks();
+        // Synchronously, inside the click that got here: a context made later cannot play.
+        self.reset_call();
+        self.prime_audio();
         if failed && self.credentials.borrow().is_some() {
             self.spawn(self.clone().catch_up());
         } else {
@@ -212,6 +229,8 @@ impl Driver {
             s.ending = true;
             s.notice = None;
         });
+        // Ending means stop talking now: the room is left at once, not once the BFF answers.
+        self.feed(crate::voice::call::Input::Hangup);
         let driver = self.clone();
         self.spawn_action(async move {
             let answer = driver
@@ -286,6 +305,7 @@ impl Driver {
     /// Stops every task: timers are cleared, requests aborted, streams closed.
     pub fn stop(&self) {
         self.abort_tasks();
+        self.stop_call();
         for action in self.actions.borrow_mut().drain(..) {
             action.abort();
         }
@@ -328,6 +348,9 @@ impl Driver {
         // end the next conversation.
         self.end_requested.set(false);
         self.update(|s| s.fail(error));
+        // An error replaces the conversation on screen; a microphone left open behind it
+        // would be heard by nobody the visitor can see.
+        self.call_over();
     }
 
     fn wants_updates(&self) -> bool {
@@ -366,6 +389,7 @@ impl Driver {
                     .session
                     .try_with_untracked(|s| s.agent_name.clone())
                     .flatten(),
+                call: self.has_call(),
             },
         );
     }
@@ -384,6 +408,7 @@ impl Driver {
             .try_with_untracked(|s| matches!(s.phase, Phase::Live(status) if status.is_final()));
         if finished == Some(true) {
             resume::clear(&self.agent_id);
+            self.call_over();
         }
     }
 
@@ -424,6 +449,10 @@ impl Driver {
         }) {
             return;
         }
+        match started.voice {
+            Some(grant) if self.wants_updates() => self.start_call(grant),
+            _ => self.no_call(),
+        }
         self.remember();
         self.follow().await;
     }
@@ -450,6 +479,12 @@ impl Driver {
                 self.forget_if_final();
                 if view.status == ConversationStatus::Failed {
                     return self.fail(WidgetError::conversation_failed());
+                }
+                if self.wants_updates() && self.take_call_to_resume() {
+                    self.spawn({
+                        let driver = self.clone();
+                        async move { driver.rejoin_call().await }
+                    });
                 }
                 self.follow().await;
             }
@@ -647,8 +682,14 @@ impl Driver {
     }
 
     async fn renew_once(&self) -> Result<(), ClientError> {
+        self.renew_token().await.map(drop)
+    }
+
+    /// Trades the conversation's token for a fresh one and keeps it; the whole answer is
+    /// returned for the call's join grant. `None` when no conversation is held.
+    async fn renew_token(&self) -> Result<Option<TokenGrant>, ClientError> {
         let Some(credentials) = self.current() else {
-            return Ok(());
+            return Ok(None);
         };
         let grant = self
             .backend
@@ -656,9 +697,10 @@ impl Driver {
             .await?;
         let now = self.backend.now();
         if let Some(held) = self.credentials.borrow_mut().as_mut() {
-            *held = Credentials::received(held.id.clone(), grant.token, grant.expires_at, now);
+            *held =
+                Credentials::received(held.id.clone(), grant.token.clone(), grant.expires_at, now);
         }
         self.remember();
-        Ok(())
+        Ok(Some(grant))
     }
 }

@@ -126,6 +126,12 @@ pub struct VoiceMessages {
     /// A typed message that could not be sent; `resend` retries it.
     pub message_failed: &'static str,
     pub resend: &'static str,
+    /// The label of the field a message is typed into.
+    pub message_label: &'static str,
+    /// The button that sends a typed message.
+    pub send: &'static str,
+    /// The conversation offers a call this widget cannot join (and so cannot talk in).
+    pub call_unavailable: &'static str,
 }
 
 pub const EN: Messages = Messages {
@@ -317,6 +323,9 @@ const EN_VOICE: VoiceMessages = VoiceMessages {
     message_queued: "Waiting to send…",
     message_failed: "Not sent.",
     resend: "Send again",
+    message_label: "Type a message",
+    send: "Send",
+    call_unavailable: "Talking to the agent isn't available in this browser right now. Please try again later.",
 };
 
 const DE_VOICE: VoiceMessages = VoiceMessages {
@@ -350,6 +359,9 @@ const DE_VOICE: VoiceMessages = VoiceMessages {
     message_queued: "Wartet auf Versand …",
     message_failed: "Nicht gesendet.",
     resend: "Erneut senden",
+    message_label: "Nachricht schreiben",
+    send: "Senden",
+    call_unavailable: "Das Gespräch mit dem Agenten ist in diesem Browser gerade nicht verfügbar. Bitte versuchen Sie es später erneut.",
 };
 
 const AR_VOICE: VoiceMessages = VoiceMessages {
@@ -384,6 +396,9 @@ const AR_VOICE: VoiceMessages = VoiceMessages {
     message_queued: "في انتظار الإرسال…",
     message_failed: "لم تُرسَل.",
     resend: "إعادة الإرسال",
+    message_label: "اكتب رسالة",
+    send: "إرسال",
+    call_unavailable: "التحدث إلى الوكيل غير متاح في هذا المتصفح حاليًا. يُرجى المحاولة لاحقًا.",
 };
 
 impl Messages {
@@ -758,6 +773,9 @@ mod tests {
                 v.message_queued,
                 v.message_failed,
                 v.resend,
+                v.message_label,
+                v.send,
+                v.call_unavailable,
             ];
             for text in all {
                 assert!(

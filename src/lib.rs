@@ -31,7 +31,7 @@ use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{Backend, FetchBackend};
-use crate::driver::{Driver, Pacing};
+use crate::driver::{Driver, Pacing, VoiceFactory};
 use crate::session::Session;
 
 /// What the page configured, read from the loader's options object.
@@ -142,6 +142,7 @@ impl WidgetHandle {
     /// Removes everything the widget rendered and stops its work: no timer, request or
     /// stream is left behind.
     pub fn destroy(&mut self) {
+        // The call's room is left here, before the view goes: nothing outlives destroy().
         self.driver.stop();
         self.mounted.take();
     }
@@ -159,10 +160,29 @@ pub fn mount(container: web_sys::HtmlElement, options: &JsValue) -> Result<Widge
     Ok(mount_with(container, backend, options, Pacing::default()))
 }
 
-/// Mounts with any backend: the production path uses `fetch`, tests script the BFF.
+/// How this build joins calls. `None`: it has no voice transport, so a conversation that
+/// offers a call shows it as unavailable (typed messages travel through the call's room
+/// too) and one without works as ever.
+fn production_voice() -> Option<VoiceFactory> {
+    None
+}
+
+/// Mounts with any backend: the production path uses `fetch`, tests script the BFF. Calls
+/// use the production transport.
 pub fn mount_with(
     container: web_sys::HtmlElement,
     backend: Rc<dyn Backend>,
+    options: Options,
+    pacing: Pacing,
+) -> WidgetHandle {
+    mount_with_voice(container, backend, production_voice(), options, pacing)
+}
+
+/// Mounts with any backend and any voice transport (tests script both).
+pub fn mount_with_voice(
+    container: web_sys::HtmlElement,
+    backend: Rc<dyn Backend>,
+    voice: Option<VoiceFactory>,
     options: Options,
     pacing: Pacing,
 ) -> WidgetHandle {
@@ -174,7 +194,8 @@ pub fn mount_with(
     let mounted = mount_to(container, move || {
         let session = RwSignal::new(Session::default());
         let open = RwSignal::new(false);
-        let driver = Driver::new(backend, &options.agent_id, session, open, pacing);
+        let driver = Driver::new(backend, &options.agent_id, session, open, pacing)
+            .with_voice(voice, options.mode);
         events::report(target, session, open, messages);
         driver.resume_stored();
         // Each open or close is remembered, so the next page reopens the panel as it was.

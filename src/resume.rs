@@ -6,7 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The stored record, `{"conversationId", "token", "expiresAt", "open"}` in JSON.
+/// The stored record, `{"conversationId", "token", "expiresAt", "open"}` in JSON, with
+/// `"agentName"` and `"call"` when they apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Saved {
@@ -20,6 +21,11 @@ pub struct Saved {
     /// The agent's display name, for the header until the conversation is read again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
+    /// The conversation had a call, so the next page joins it again (through a renewal,
+    /// which carries a fresh join grant). Absent for conversations without one, so they
+    /// resume exactly as before calls existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub call: bool,
 }
 
 /// The storage key for an agent's conversation; the loader builds the same one.
@@ -70,6 +76,7 @@ mod tests {
             expires_at: 7,
             open: true,
             agent_name: None,
+            call: false,
         };
         let json = serde_json::to_value(&saved).expect("serialises");
         assert_eq!(
@@ -77,5 +84,13 @@ mod tests {
             serde_json::json!({"conversationId": "c1", "token": "t", "expiresAt": 7, "open": true})
         );
         assert_eq!(key("agent-1"), "speaknode-widget:agent-1");
+        let with_call = Saved {
+            call: true,
+            ..saved
+        };
+        let json = serde_json::to_value(&with_call).expect("serialises");
+        assert_eq!(json["call"], true);
+        let back: Saved = serde_json::from_value(json).expect("parses");
+        assert!(back.call);
     }
 }

@@ -736,6 +736,7 @@ async fn a_panel_reopened_by_a_reload_leaves_focus_to_the_page() {
             expires_at: NOW + 300,
             open: true,
             agent_name: None,
+            call: false,
         },
     );
     let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);

@@ -194,6 +194,7 @@ async fn a_reload_resumes_the_stored_conversation_without_starting_another() {
             expires_at: NOW + 300,
             open: true,
             agent_name: Some("Ava".into()),
+            call: false,
         },
     );
     let (_host, root, container) = shadow_host();
@@ -231,6 +232,7 @@ async fn a_stored_conversation_whose_token_expired_is_not_resumed() {
             expires_at: NOW - 1,
             open: true,
             agent_name: None,
+            call: false,
         },
     );
     let (_host, root, container) = shadow_host();
@@ -564,6 +566,7 @@ async fn an_end_asked_for_while_catching_up_is_carried_out() {
             expires_at: NOW + 300,
             open: false,
             agent_name: None,
+            call: false,
         },
     );
     let (_host, root, container) = shadow_host();

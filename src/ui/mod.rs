@@ -3,9 +3,12 @@
 //! decisions live in `session.rs`, `i18n.rs` and the plain modules here (`unread`, `focus`,
 //! `feedback`'s draft, `export`, `clock`, `markdown`), each with ordinary `#[test]`s.
 //!
+//! A conversation that has a call adds its controls and live captions (`call`).
+//!
 //! Event handlers are attached to their elements directly (leptos' `delegation` feature is off),
 //! which is what makes them fire inside a Shadow DOM; `tests/web.rs` and `tests/ui.rs` prove it.
 
+mod call;
 pub mod clock;
 pub mod export;
 pub mod feedback;
@@ -23,9 +26,10 @@ use leptos::prelude::*;
 use speaknode_api::Rating;
 
 use crate::Mode;
-use crate::driver::Driver;
+use crate::driver::{CallSignals, Driver};
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
+use crate::ui::call::CallIntents;
 use crate::ui::feedback::FeedbackDraft;
 use crate::ui::panel::Panel;
 use crate::ui::unread::Unread;
@@ -57,6 +61,29 @@ impl Actions {
     pub fn feedback(&self, rating: Rating, comment: Option<String>) {
         self.driver.feedback(rating, comment);
     }
+
+    /// The call, for the panel to render.
+    pub fn call_signals(&self) -> CallSignals {
+        self.driver.call_signals()
+    }
+
+    /// The widget's `<audio>` element, which plays the agent.
+    pub fn attach_audio(&self, element: web_sys::HtmlAudioElement) {
+        self.driver.attach_audio_element(element);
+    }
+
+    fn call_intents(&self) -> CallIntents {
+        let d = [(); 6].map(|()| self.driver.clone());
+        let [send, resend, set_mic, switch_mic, enable_audio, retry] = d;
+        CallIntents {
+            send: UnsyncCallback::new(move |text| send.send_message(text)),
+            resend: UnsyncCallback::new(move |id| resend.resend_message(id)),
+            set_mic: UnsyncCallback::new(move |on| set_mic.set_mic(on)),
+            switch_mic: UnsyncCallback::new(move |id| switch_mic.switch_mic(id)),
+            enable_audio: UnsyncCallback::new(move |()| enable_audio.enable_audio()),
+            retry: UnsyncCallback::new(move |()| retry.retry_call()),
+        }
+    }
 }
 
 /// The panel's controls' requests, as copyable callbacks for its children.
@@ -67,6 +94,7 @@ pub(crate) struct Intents {
     pub feedback: UnsyncCallback<(Rating, Option<String>)>,
     /// Closes the panel and puts focus back on the launcher.
     pub close: UnsyncCallback<()>,
+    pub call: CallIntents,
 }
 
 /// The whole widget: launcher plus panel.
@@ -108,9 +136,17 @@ pub fn Widget(
         now
     });
 
+    let call = actions.call_signals();
+    let audio = NodeRef::<html::Audio>::new();
+    audio.on_load({
+        let actions = actions.clone();
+        move |element| actions.attach_audio(element)
+    });
     let intents = {
+        let call = actions.call_intents();
         let (start, end, feedback) = (actions.clone(), actions.clone(), actions);
         Intents {
+            call,
             start: UnsyncCallback::new(move |()| start.start()),
             end: UnsyncCallback::new(move |()| end.end()),
             feedback: UnsyncCallback::new(move |(rating, comment)| {
@@ -169,9 +205,12 @@ pub fn Widget(
                 {move || {
                     let take_focus = !restored.get_value();
                     restored.set_value(false);
-                    view! { <Panel session messages draft intents take_focus /> }
+                    view! { <Panel session messages draft intents take_focus call /> }
                 }}
             </Show>
+            // The agent plays here, outside the panel, so closing the panel does not silence
+            // the call. Without controls an <audio> element is not rendered.
+            <audio class="sn-audio" data-testid="sn-agent-audio" autoplay node_ref=audio></audio>
             <button
                 type="button"
                 part="launcher"

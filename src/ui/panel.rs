@@ -1,18 +1,22 @@
-//! The conversation panel: header, status line, transcript, typing indicator and the
-//! visitor's actions (start, end, rate, download). It renders the [`Session`]; every
-//! decision is a method of `Session`, `Messages` or a plain helper module.
+//! The conversation panel: header, status line, transcript, typing indicator, the call's
+//! controls when the conversation has a call, and the visitor's actions (start, end, rate,
+//! download). It renders the [`Session`] and the call; every decision is a method of
+//! `Session`, `Call`, `Messages` or a plain helper module.
 
 use std::time::Duration;
 
 use leptos::html;
 use leptos::prelude::*;
-use speaknode_api::{Role, Turn};
+use speaknode_api::Role;
 use wasm_bindgen::JsCast;
 
+use crate::driver::CallSignals;
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
+use crate::ui::call::{self, CallControls, Row};
 use crate::ui::feedback::{FeedbackDraft, FeedbackForm};
 use crate::ui::{Intents, clock, export, focus, icons, rich_text};
+use crate::voice::call::SendState;
 
 /// The panel, shown while the widget is open.
 #[component]
@@ -23,6 +27,8 @@ pub fn Panel(
     intents: Intents,
     /// Move focus into the panel once it is shown (not when it reopens by itself on load).
     take_focus: bool,
+    /// The conversation's call, if it has one.
+    call: CallSignals,
 ) -> impl IntoView {
     let panel = NodeRef::<html::Section>::new();
     let log = NodeRef::<html::Div>::new();
@@ -50,7 +56,12 @@ pub fn Panel(
             _ => messages.start,
         })
     };
-    let turns = move || session.with(|s| s.transcript.turns().to_vec());
+    // Live captions and typed lines join the stored turns while there is a call.
+    let rows = Memo::new(move |_| {
+        call.call
+            .with(|c| session.with(|s| call::rows(s.transcript.turns(), c.as_ref())))
+    });
+    let has_call = move || call.call.with(Option::is_some);
     let thinking = move || session.with(Session::awaiting_reply);
     let running = move || session.with(Session::wants_updates);
     let can_end = move || session.with(Session::can_end);
@@ -142,7 +153,7 @@ pub fn Panel(
         });
     }
     Effect::new(move |_| {
-        session.track();
+        rows.track();
         if pinned.get_value() {
             // After this update is laid out, so the height includes the new turn.
             // The panel may be gone by the next frame (closed in the same task): a
@@ -202,11 +213,27 @@ pub fn Panel(
                 on:scroll=on_scroll
             >
                 <ol class="sn-turns">
-                    <For each=turns key=|turn| (turn.id.clone(), turn.text.clone(), turn.interrupted) let:turn>
-                        <TurnView turn agent_name=agent_name.get_untracked() messages />
+                    // Keyed by the turn's (or line's) id alone: a turn whose words grow is
+                    // updated in place, not removed and announced again.
+                    <For each=move || rows.get() key=|row| row.key.clone() let:row>
+                        <TurnView
+                            key=row.key
+                            rows
+                            agent_name=agent_name.get_untracked()
+                            messages
+                            resend=intents.call.resend
+                        />
                     </For>
                 </ol>
             </div>
+            <Show when=has_call>
+                <CallControls signals=call messages intents=intents.call running=Signal::derive(running) />
+            </Show>
+            <Show when=move || call.unavailable.get()>
+                <p class="sn-notice sn-call-unavailable" role="status" data-testid="sn-call-unavailable">
+                    {messages.voice.call_unavailable}
+                </p>
+            </Show>
             <Show when=thinking>
                 <div
                     class="sn-thinking"
@@ -287,27 +314,63 @@ fn can_start(session: &Session) -> bool {
     }
 }
 
+/// One row of the transcript. It looks its row up by key in `rows`, so the text, the
+/// interruption and a typed message's state update in place.
 #[component]
-fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl IntoView {
+fn TurnView(
+    key: String,
+    rows: Memo<Vec<Row>>,
+    agent_name: String,
+    messages: &'static Messages,
+    resend: UnsyncCallback<u64>,
+) -> impl IntoView {
+    let first = rows
+        .with_untracked(|rows| rows.iter().find(|row| row.key == key).cloned())
+        .expect("a row is rendered for a key in the list");
+    let row = Memo::new(move |_| {
+        rows.with(|rows| rows.iter().find(|row| row.key == key).cloned())
+            .unwrap_or_else(|| first.clone())
+    });
+    let initial = row.get_untracked();
     // Roles other than the visitor's (tools never reach the widget) read as the agent's.
-    let role = match turn.role {
+    let role = match initial.role {
         Role::User => "user",
         Role::Agent | Role::Unknown => "agent",
     };
-    let time = turn.at.as_deref().and_then(clock::parse_rfc3339).map(|at| {
-        let shown = clock::hh_mm(at, clock::local_offset_minutes(at));
-        view! { <time class="sn-time" datetime=clock::iso_utc(at)>{shown}</time> }
-    });
-    let text = match turn.role {
+    let time = move || {
+        row.with(|row| row.at.clone())
+            .as_deref()
+            .and_then(clock::parse_rfc3339)
+            .map(|at| {
+                let shown = clock::hh_mm(at, clock::local_offset_minutes(at));
+                view! { <time class="sn-time" datetime=clock::iso_utc(at)>{shown}</time> }
+            })
+    };
+    let text = move || row.with(|row| row.text.clone());
+    let body = match initial.role {
         // What the visitor said is shown exactly as said, never read as Markdown.
-        Role::User => view! { <p class="sn-text sn-plain" dir="auto">{turn.text}</p> }.into_any(),
+        Role::User => view! { <p class="sn-text sn-plain" dir="auto">{text}</p> }.into_any(),
         // Each turn sets its own direction from its text: an English answer inside an
         // Arabic panel must not have its punctuation moved.
         Role::Agent | Role::Unknown => {
             let bubble = NodeRef::<html::Div>::new();
-            let text = turn.text;
-            bubble.on_load(move |bubble| rich_text::render_into(&bubble, &text));
+            Effect::new(move |_| {
+                let text = text();
+                if let Some(bubble) = bubble.get() {
+                    bubble.set_text_content(None);
+                    rich_text::render_into(&bubble, &text);
+                }
+            });
             view! { <div class="sn-text" dir="auto" node_ref=bubble></div> }.into_any()
+        }
+    };
+    let interrupted = move || row.with(|row| row.interrupted);
+    let send_state = move || row.with(|row| row.outgoing.map(|(_, state)| state));
+    let note = move || send_state().and_then(|state| messages.send_state(state));
+    let failed = move || send_state() == Some(SendState::Failed);
+    let retry = move |_| {
+        if let Some((id, _)) = row.with_untracked(|row| row.outgoing) {
+            resend.run(id);
         }
     };
     view! {
@@ -315,14 +378,28 @@ fn TurnView(turn: Turn, agent_name: String, messages: &'static Messages) -> impl
             class="sn-turn"
             data-role=role
             data-testid="sn-turn"
-            data-interrupted=turn.interrupted.then_some("true")
+            data-interrupted=move || interrupted().then_some("true")
+            data-live=move || row.with(|row| row.live).then_some("true")
+            data-final=move || row.with(|row| row.live && row.is_final).then_some("true")
+            data-send=move || send_state().map(|state| format!("{state:?}").to_lowercase())
         >
             <div class="sn-meta">
-                <span class="sn-speaker">{messages.speaker(turn.role, &agent_name)}</span>
+                <span class="sn-speaker">{messages.speaker(initial.role, &agent_name)}</span>
                 {time}
             </div>
-            {text}
-            {turn.interrupted.then(|| view! { <span class="sn-interrupted">{messages.interrupted}</span> })}
+            {body}
+            {move || interrupted().then(|| view! { <span class="sn-interrupted">{messages.interrupted}</span> })}
+            {move || note().map(|note| view! { <span class="sn-send-note" data-testid="sn-send-note">{note}</span> })}
+            <Show when=failed>
+                <button
+                    type="button"
+                    class="sn-button sn-resend"
+                    data-testid="sn-resend"
+                    on:click=retry
+                >
+                    {messages.voice.resend}
+                </button>
+            </Show>
         </li>
     }
 }

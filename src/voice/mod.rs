@@ -9,8 +9,9 @@
 //! Everything a transport reports arrives as plain data on one channel
 //! ([`VoiceTransport::events`]), except the two media tracks, which are browser handles.
 //! The pure state that turns those events into what the panel shows lives in Rust modules
-//! next to this one, unit-tested natively.
+//! next to this one, unit-tested natively; `audio` plays and meters the two tracks.
 
+pub mod audio;
 pub mod call;
 pub mod captions;
 
