@@ -12,7 +12,7 @@ use std::rc::Rc;
 use futures_channel::{mpsc, oneshot};
 use speaknode_api::{
     AgentInfo, ConversationStatus, ConversationView, EndReason, FeedbackRequest, Role,
-    SessionGrant, StartedConversation, TokenGrant, Turn,
+    SessionGrant, StartedConversation, TokenGrant, Turn, VoiceGrant,
 };
 use speaknode_widget::client::{
     Backend, ClientError, LocalFuture, MintReason, StreamItem, Subscription, sleep,
@@ -58,6 +58,11 @@ pub struct ScriptedBackend {
     pub end_gate: RefCell<Option<oneshot::Receiver<()>>>,
     /// When set, rating fails with this error.
     pub feedback_failure: RefCell<Option<ClientError>>,
+    /// When set, the conversation has a call: `start` returns this join grant.
+    pub voice: RefCell<Option<VoiceGrant>>,
+    /// Waits asked for longer than this never end (a call's 20 s join timer, for a test
+    /// that watches a join step by step); all others end at once.
+    pub endless_waits_over: std::cell::Cell<u32>,
 }
 
 impl ScriptedBackend {
@@ -84,6 +89,8 @@ impl ScriptedBackend {
             end_failure: RefCell::default(),
             end_gate: RefCell::default(),
             feedback_failure: RefCell::default(),
+            voice: RefCell::default(),
+            endless_waits_over: std::cell::Cell::new(u32::MAX),
         })
     }
 
@@ -147,7 +154,7 @@ impl Backend for ScriptedBackend {
             conversation: self.take_next().expect("the script has a first view"),
             token: "conversation-token-0".into(),
             expires_at: NOW + self.start_token_secs,
-            voice: None,
+            voice: self.voice.borrow().clone(),
         };
         Box::pin(async move { Ok(started) })
     }
@@ -252,7 +259,10 @@ impl Backend for ScriptedBackend {
         Box::pin(async move { Ok(()) })
     }
 
-    fn wait(&self, _millis: u32) -> LocalFuture<()> {
+    fn wait(&self, millis: u32) -> LocalFuture<()> {
+        if millis > self.endless_waits_over.get() {
+            return Box::pin(std::future::pending());
+        }
         Box::pin(sleep(1))
     }
 
