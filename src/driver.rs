@@ -186,10 +186,13 @@ impl Driver {
             return;
         }
         self.abort_tasks();
-        // Synchronously, inside the click that got here: a context made later cannot play.
+        let had_call = self.has_call();
         self.reset_call();
+        // Synchronously, inside the click that got here: a context made later cannot play.
         self.prime_audio();
         if failed && self.credentials.borrow().is_some() {
+            // Catching up with the same conversation joins its call again.
+            self.resume_call(had_call);
             self.spawn(self.clone().catch_up());
         } else {
             let reason = if failed {
@@ -485,6 +488,8 @@ impl Driver {
                         let driver = self.clone();
                         async move { driver.rejoin_call().await }
                     });
+                } else if !self.has_call() {
+                    self.no_call();
                 }
                 self.follow().await;
             }

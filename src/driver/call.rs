@@ -149,8 +149,13 @@ impl Driver {
         self.feed(Input::EnableAudio);
     }
 
-    /// After a failed call: join again with a fresh grant.
+    /// After a failed call: join again with a fresh grant. The click is a gesture, so the
+    /// sound is set up again here if the failure closed it.
     pub fn retry_call(&self) {
+        if self.voice.audio.borrow().is_none() {
+            let audio = self.new_audio();
+            *self.voice.audio.borrow_mut() = Some(audio);
+        }
         self.feed(Input::Retry);
     }
 
@@ -269,6 +274,15 @@ impl Driver {
             .unwrap_or_default();
         for effect in effects {
             self.run(effect);
+        }
+        // A call that is over plays and meters nothing more; a failed one keeps its sound
+        // for the Retry the panel offers.
+        let ended = self.voice.call.try_with_untracked(|call| {
+            call.as_ref()
+                .is_some_and(|call| call.phase() == crate::voice::call::CallPhase::Ended)
+        });
+        if ended == Some(true) {
+            self.close_audio();
         }
     }
 
@@ -427,11 +441,13 @@ impl Driver {
         if !self.can_call() {
             return;
         }
-        if let Ok(Some(grant)) = self.renew_token().await {
-            match voice_of(&grant) {
+        match self.renew_token().await {
+            Ok(Some(grant)) => match voice_of(&grant) {
                 Some(voice) => self.start_call(voice),
                 None => self.no_call(),
-            }
+            },
+            // The conversation's own renewal timer reports a token the BFF refuses.
+            _ => self.no_call(),
         }
     }
 

@@ -136,6 +136,8 @@ pub struct Audio {
     frame: Rc<Cell<Option<i32>>>,
     frame_loop: FrameLoop,
     on_levels: Rc<dyn Fn(Levels)>,
+    /// Closing twice would reject the second `close()` promise with nobody listening.
+    closed: Cell<bool>,
 }
 
 impl Audio {
@@ -155,6 +157,7 @@ impl Audio {
             frame: Rc::default(),
             frame_loop: Rc::default(),
             on_levels,
+            closed: Cell::new(false),
         }
     }
 
@@ -257,6 +260,9 @@ impl Audio {
 
     /// Stops the meters and the element and closes the context; idempotent.
     pub fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
         if let Some(id) = self.frame.take()
             && let Some(window) = web_sys::window()
         {
