@@ -626,6 +626,56 @@ async fn destroy_leaves_the_room_and_removes_the_audio() {
     assert!(backend.all_streams_closed());
 }
 
+/// An audio track as a room hands one over (silent: the test's context has no gesture).
+fn audio_track() -> (web_sys::AudioContext, web_sys::MediaStreamTrack) {
+    let context = web_sys::AudioContext::new().expect("an audio context");
+    let destination = context
+        .create_media_stream_destination()
+        .expect("a stream destination");
+    let track = destination
+        .stream()
+        .get_audio_tracks()
+        .get(0)
+        .unchecked_into::<web_sys::MediaStreamTrack>();
+    (context, track)
+}
+
+#[wasm_bindgen_test]
+async fn the_agent_plays_through_the_widgets_own_audio_element_until_destroy() {
+    let backend = backend_with_call();
+    let room = ScriptedVoice::new();
+    let m = mount_call("voice-playback", backend, Rc::clone(&room), Mode::Hybrid);
+    open_and_listen(&m.root).await;
+    let element: web_sys::HtmlAudioElement = find(&m.root, "sn-agent-audio")
+        .expect("the widget's audio element, inside its shadow root")
+        .unchecked_into();
+    assert!(element.autoplay());
+    assert!(element.src_object().is_none());
+    let (context, track) = audio_track();
+    // `Clone::clone` on the handle: web-sys' inherent `track.clone()` is the JS method,
+    // which would hand over a new track.
+    room.push(VoiceEvent::AgentTrack(Clone::clone(&track)));
+    until("the agent's stream on the element", || {
+        element.src_object().is_some()
+    })
+    .await;
+    let stream: web_sys::MediaStream = element.src_object().expect("a stream").unchecked_into();
+    let tracks = stream.get_audio_tracks();
+    assert_eq!(tracks.length(), 1);
+    assert_eq!(
+        tracks
+            .get(0)
+            .unchecked_into::<web_sys::MediaStreamTrack>()
+            .id(),
+        track.id(),
+        "the agent's own track, never routed through Web Audio"
+    );
+    let mut widget = m.widget;
+    widget.destroy();
+    assert!(element.src_object().is_none(), "destroy stops playback");
+    let _ = context.close();
+}
+
 #[wasm_bindgen_test]
 async fn a_conversation_without_a_call_shows_no_call_controls() {
     let backend = ScriptedBackend::new(vec![
