@@ -459,6 +459,24 @@ async fn the_microphone_picker_lists_devices_and_switches() {
     let room = ScriptedVoice::new();
     let m = mount_call("voice-devices", backend, Rc::clone(&room), Mode::Hybrid);
     open_and_listen(&m.root).await;
+    let options = || {
+        let select: web_sys::HtmlSelectElement = find(&m.root, "sn-mic-select")
+            .expect("picker")
+            .unchecked_into();
+        (0..select.length())
+            .filter_map(|i| select.item(i))
+            .map(|option| option.text_content().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    // What the room lists once joined.
+    until("the picker", || {
+        find(&m.root, "sn-mic-select").is_some() && options() == ["Default microphone"]
+    })
+    .await;
+    assert_eq!(
+        attribute(&m.root, "sn-mic-select", "aria-label").as_deref(),
+        Some(en().voice.microphone)
+    );
     // Before permission the browser gives no labels; they follow once it is granted.
     room.push(VoiceEvent::Devices(vec![
         Device {
@@ -470,17 +488,10 @@ async fn the_microphone_picker_lists_devices_and_switches() {
             label: String::new(),
         },
     ]));
-    until("the picker", || find(&m.root, "sn-mic-select").is_some()).await;
-    let options = || {
-        let select: web_sys::HtmlSelectElement = find(&m.root, "sn-mic-select")
-            .expect("picker")
-            .unchecked_into();
-        (0..select.length())
-            .filter_map(|i| select.item(i))
-            .map(|option| option.text_content().unwrap_or_default())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(options(), ["Microphone 1", "Microphone 2"]);
+    until("unlabelled devices", || {
+        options() == ["Microphone 1", "Microphone 2"]
+    })
+    .await;
     room.push(VoiceEvent::Devices(vec![
         Device {
             id: "a".into(),

@@ -305,8 +305,16 @@ impl Driver {
                     }
                     let driver = self.clone();
                     self.spawn_call(async move {
-                        if let Some(input) = answer.await {
-                            driver.feed(input);
+                        let Some(input) = answer.await else {
+                            return;
+                        };
+                        let joined = matches!(input, Input::Joined { result: Ok(()), .. });
+                        driver.feed(input);
+                        // The picker starts with what the browser lists once in the room;
+                        // `Devices` events keep it current (and bring labels after the
+                        // microphone is allowed).
+                        if joined && let Ok(devices) = transport.microphones().await {
+                            driver.feed(Input::Devices(devices));
                         }
                     });
                     return;

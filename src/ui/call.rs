@@ -119,18 +119,11 @@ fn bars_lit(level: u8) -> u8 {
     }
 }
 
-/// The call's controls, shown while the conversation has a call.
+/// The call's line in the status area: the two meters and, in words, where the call is
+/// and what the agent does (listening, thinking, speaking).
 #[component]
-pub fn CallControls(
-    signals: CallSignals,
-    messages: &'static Messages,
-    intents: CallIntents,
-    /// Whether the conversation still runs (typing makes sense).
-    running: Signal<bool>,
-) -> impl IntoView {
-    let voice = &messages.voice;
+pub fn CallStatus(signals: CallSignals, messages: &'static Messages) -> impl IntoView {
     let call = signals.call;
-    let with_call = move |read: fn(&Call) -> bool| call.with(|c| c.as_ref().is_some_and(read));
     let status = move || {
         call.with(|c| {
             c.as_ref()
@@ -147,6 +140,38 @@ pub fn CallControls(
             _ => None,
         })
     };
+    view! {
+        <div class="sn-call-line" data-call=phase>
+            // The meters are for the eyes; the state beside them is what is announced.
+            <div class="sn-meters" aria-hidden="true">
+                <Meter level=Signal::derive(move || signals.levels.get().agent) source="agent" />
+                <Meter level=Signal::derive(move || signals.levels.get().mic) source="mic" />
+            </div>
+            <p
+                class="sn-call-status"
+                role="status"
+                data-testid="sn-call-status"
+                data-agent=agent_state
+            >
+                {status}
+            </p>
+        </div>
+    }
+}
+
+/// The call's controls, shown while the conversation has a call.
+#[component]
+pub fn CallControls(
+    signals: CallSignals,
+    messages: &'static Messages,
+    intents: CallIntents,
+    /// Whether the conversation still runs (typing makes sense).
+    running: Signal<bool>,
+) -> impl IntoView {
+    let voice = &messages.voice;
+    let call = signals.call;
+    let with_call = move |read: fn(&Call) -> bool| call.with(|c| c.as_ref().is_some_and(read));
+    let phase = move || call.with(|c| c.as_ref().map_or("idle", |c| phase_name(&c.phase())));
     let failed = move || with_call(|c| matches!(c.phase(), CallPhase::Failed(_)));
     let live = move || with_call(Call::is_live);
     let mic_on = move || with_call(|c| c.mic().on);
@@ -175,21 +200,6 @@ pub fn CallControls(
 
     view! {
         <div part="controls" class="sn-controls" data-testid="sn-call" data-call=phase>
-            <div class="sn-call-line">
-                // The meters are for the eyes; the state beside them is what is announced.
-                <div class="sn-meters" aria-hidden="true">
-                    <Meter level=Signal::derive(move || signals.levels.get().agent) source="agent" />
-                    <Meter level=Signal::derive(move || signals.levels.get().mic) source="mic" />
-                </div>
-                <p
-                    class="sn-call-status"
-                    role="status"
-                    data-testid="sn-call-status"
-                    data-agent=agent_state
-                >
-                    {status}
-                </p>
-            </div>
             <Show when=move || notice().is_some()>
                 <p class="sn-mic-notice" role="status" data-testid="sn-mic-notice">
                     {move || notice().unwrap_or_default()}

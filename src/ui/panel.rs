@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use crate::driver::CallSignals;
 use crate::i18n::Messages;
 use crate::session::{Phase, Session};
-use crate::ui::call::{self, CallControls, Row};
+use crate::ui::call::{self, CallControls, CallStatus, Row};
 use crate::ui::feedback::{FeedbackDraft, FeedbackForm};
 use crate::ui::{Intents, clock, export, focus, icons, rich_text};
 use crate::voice::call::SendState;
@@ -200,6 +200,9 @@ pub fn Panel(
             <p part="status" class="sn-status" role="status" data-testid="sn-status" data-phase=phase_name>
                 {status}
             </p>
+            <Show when=has_call>
+                <CallStatus signals=call messages />
+            </Show>
             // The log region wraps the list: `role="log"` on the <ol> itself would take
             // its list semantics, leaving the turns as list items outside any list.
             <div
