@@ -343,6 +343,60 @@ async fn a_typed_message_goes_to_the_agent_and_shows_in_the_transcript() {
 }
 
 #[wasm_bindgen_test]
+async fn a_message_typed_while_joining_waits_and_goes_out_once_joined() {
+    let backend = backend_with_call();
+    let room = ScriptedVoice::new();
+    room.hold_connects.set(true);
+    backend.endless_waits_over.set(10_000);
+    let m = mount_call("voice-queued", backend, Rc::clone(&room), Mode::Hybrid);
+    find(&m.root, "sn-launcher").expect("launcher").click();
+    until("joining", || call_status(&m.root) == en().voice.joining).await;
+    type_and_enter(&m.root, "Hello?");
+    until("the queued line", || {
+        text(&m.root, "sn-send-note") == en().voice.message_queued
+    })
+    .await;
+    assert!(
+        room.chat_attempts.borrow().is_empty(),
+        "not sent before the room is joined"
+    );
+    room.push(VoiceEvent::Link(LinkState::Connected));
+    until("the chat", || room.chats.borrow().len() == 1).await;
+    until("no note once sent", || {
+        find(&m.root, "sn-send-note").is_none()
+    })
+    .await;
+    let mut widget = m.widget;
+    widget.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn the_call_speaks_arabic_right_to_left() {
+    let backend = backend_with_call();
+    let room = ScriptedVoice::new();
+    let (_host, root, container) = shadow_host();
+    let (_rooms, factory) = Rooms::factory(Rc::clone(&room));
+    let options = Options {
+        lang: Some("ar".into()),
+        ..options("voice-arabic", "https://bff.invalid")
+    };
+    let mut widget = mount_with_voice(container, backend, Some(factory), options, FAST);
+    let ar = Messages::for_lang(Some("ar"));
+    find(&root, "sn-launcher").expect("launcher").click();
+    until("listening, in Arabic", || {
+        text(&root, "sn-call-status") == ar.voice.agent_listening
+    })
+    .await;
+    assert_eq!(attribute(&root, "sn-panel", "dir").as_deref(), Some("rtl"));
+    assert_eq!(
+        attribute(&root, "sn-message", "aria-label").as_deref(),
+        Some(ar.voice.message_label)
+    );
+    assert_eq!(text(&root, "sn-mute"), ar.voice.mute);
+    widget.destroy();
+}
+
+#[wasm_bindgen_test]
 async fn a_message_that_fails_to_send_stays_with_a_retry() {
     let backend = backend_with_call();
     let room = ScriptedVoice::new();
