@@ -18,6 +18,7 @@ mod hub;
 mod identity;
 mod keys;
 mod listing;
+pub mod livekit;
 mod model;
 mod ratelimit;
 mod scenario;
