@@ -148,6 +148,36 @@ struct VideoGrant {
     can_publish_sources: Option<Vec<String>>,
 }
 
+/// The API key and secret of one LiveKit deployment and the lifetime of its join tokens:
+/// what the platform mints with and the stand-in verifies with.
+#[derive(Clone, Debug)]
+pub struct JoinTokens {
+    pub api_key: String,
+    pub api_secret: SecretString,
+    pub ttl_secs: u64,
+}
+
+impl JoinTokens {
+    /// [`mint`] with this key, valid from `now` for `ttl_secs`.
+    pub fn mint(
+        &self,
+        grant: &JoinGrant<'_>,
+        now: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        mint(&self.api_key, &self.api_secret, grant, now, self.ttl_secs)
+    }
+
+    /// [`verify`] against this one key: a token for any other `iss` is
+    /// [`JoinTokenError::UnknownApiKey`].
+    pub fn verify(&self, token: &str, now: u64) -> Result<JoinClaims, JoinTokenError> {
+        verify(
+            token,
+            |api_key| (api_key == self.api_key).then(|| self.api_secret.clone()),
+            now,
+        )
+    }
+}
+
 /// Mints a join token for `grant`, signed for `api_key` with `secret`, valid from `now` for
 /// `ttl_secs`: the claims `livekit-server-sdk`'s `AccessToken.toJwt()` writes for a
 /// visitor who may join one room, subscribe, send data and publish the microphone only.
@@ -539,6 +569,52 @@ mod tests {
         let token = resigned(|c| c["video"]["canPublish"] = json!(false));
         let permission = verify(&token, secret_of, NOW).expect("valid").permission;
         assert!(!permission.may_publish("microphone"));
+    }
+
+    #[test]
+    fn one_key_verifies_its_own_tokens_only() {
+        let tokens = JoinTokens {
+            api_key: KEY.into(),
+            api_secret: secret(),
+            ttl_secs: 300,
+        };
+        let grant = JoinGrant {
+            identity: "visitor-0123456789ab",
+            name: "Visitor",
+            room: ROOM,
+        };
+        let token = tokens.mint(&grant, NOW).expect("mint");
+        assert_eq!(token, good());
+        assert_eq!(tokens.verify(&token, NOW).map(|c| c.room), Ok(ROOM.into()));
+        let other = JoinTokens {
+            api_key: "otherkey".into(),
+            ..tokens.clone()
+        };
+        assert_eq!(
+            other.verify(&token, NOW),
+            Err(JoinTokenError::UnknownApiKey)
+        );
+    }
+
+    /// The contract's fixtures carry a join token minted as the sandbox mints them: for the
+    /// fixtures' room and visitor, at the fixtures' creation time (2026-11-29T08:30:00Z),
+    /// with `devkey` and the secret CONTRACT.md names for them.
+    #[test]
+    fn the_fixtures_join_token_is_one_the_sandbox_mints() {
+        let fixture: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/contract/fixtures/conversation-active.json"
+        )))
+        .expect("JSON");
+        let created_at = 1_795_941_000;
+        let grant = JoinGrant {
+            identity: "visitor-5f2a9c1e7b3d",
+            name: "Visitor",
+            room: fixture["live_kit_room_name"].as_str().expect("room"),
+        };
+        let secret = SecretString::from("secret-of-the-contract-fixtures");
+        let minted = mint("devkey", &secret, &grant, created_at, 300).expect("mint");
+        assert_eq!(fixture["live_kit_participant_token"], minted.as_str());
     }
 
     #[test]
