@@ -198,3 +198,43 @@ async fn a_random_secret_signs_when_none_is_configured() {
         "not signed with the well-known test secret"
     );
 }
+
+/// Nobody could join a room signed with a secret nobody knows: the binary prints the one it
+/// made up, with the URL and key, as it prints the demo's other credentials.
+#[tokio::test]
+async fn the_binary_prints_a_made_up_livekit_secret() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let dir = std::env::temp_dir().join(format!("sandbox-livekit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let config = dir.join("sandbox.toml");
+    std::fs::write(&config, "[livekit]\napi_key = \"APIprinted\"\n").expect("config written");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_speaknode-sandbox"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the sandbox starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = std::collections::BTreeMap::new();
+    while printed.len() < 4 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the sandbox prints its addresses within 10 s")
+            .expect("stdout is readable")
+            .expect("the sandbox is still running");
+        if let Some((name, value)) = line.split_once(": ").or(line.split_once(" on ")) {
+            printed.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+    }
+    child.kill().await.expect("the sandbox stops");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let listening = printed["listening"].replacen("http://", "ws://", 1);
+    assert_eq!(printed["livekit_url"], listening);
+    assert_eq!(printed["livekit_api_key"], "APIprinted");
+    let secret = &printed["livekit_api_secret"];
+    assert!(secret.len() >= 43, "32 random bytes: {secret}");
+}
