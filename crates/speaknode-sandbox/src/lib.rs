@@ -18,6 +18,7 @@ mod hub;
 mod identity;
 mod keys;
 mod listing;
+mod livekit;
 mod model;
 mod ratelimit;
 mod scenario;
@@ -47,6 +48,7 @@ pub use config::{
     WebhookDelivery, WebhookEvent,
 };
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
+pub use livekit::{JoinGrant, Verify as VerifyJoinToken, interim as livekit_interim};
 pub use model::{Feedback, FeedbackRating};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
@@ -80,6 +82,7 @@ struct Inner {
     faults: Faults,
     hub: hub::Hub,
     webhooks: webhooks::Webhooks,
+    livekit: livekit::LiveKit,
     /// Cancelled when shutdown begins: hub connections close, webhook deliveries stop.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -119,6 +122,7 @@ impl AppState {
             agents: agent::Runner::new(store.clone(), config.timing, scenarios),
             hub: hub::Hub::new(config.hub, shutdown.child_token()),
             webhooks: webhooks::Webhooks::start(&config, store.events(), shutdown.child_token())?,
+            livekit: livekit::LiveKit::default(),
             shutdown,
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
@@ -149,6 +153,12 @@ impl AppState {
             .ok_or(UserTurnError::UnknownConversation)?;
         self.0.agents.user_says(space, conversation_id, text)?;
         Ok(())
+    }
+
+    /// Makes the LiveKit stand-in (`/rtc`) accept the join tokens `verify` accepts; until
+    /// this is called it refuses every token.
+    pub fn set_livekit_verifier(&self, verify: VerifyJoinToken) {
+        self.0.livekit.set_verifier(verify);
     }
 
     /// Makes a fresh key the realm's signing key and returns its `kid`, as an administrator
@@ -198,7 +208,8 @@ pub fn router(state: AppState) -> Router {
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
         .nest("/api/v1", api::router())
-        .merge(hub::router());
+        .merge(hub::router())
+        .merge(livekit::router());
     if state.0.config.admin_enabled {
         // Unmounted unless enabled, so that a sandbox reachable by others cannot be steered.
         router = router.nest(admin::PREFIX, admin::router());

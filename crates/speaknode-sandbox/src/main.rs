@@ -40,6 +40,12 @@ struct Args {
         env = "SPEAKNODE_SANDBOX_LOG_FORMAT"
     )]
     log_format: LogFormat,
+
+    /// Secret of the LiveKit stand-in's API key `devkey`: `/rtc` accepts HS256 join tokens
+    /// signed with it. Without one, every join token is refused. (Interim: the `[livekit]`
+    /// configuration section replaces this.)
+    #[arg(long, value_name = "SECRET", env = "SPEAKNODE_SANDBOX_LIVEKIT_SECRET")]
+    livekit_secret: Option<SecretString>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -173,7 +179,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    speaknode_sandbox::serve(listener, config, shutdown_signal()).await
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let state = speaknode_sandbox::AppState::new(config, &base_url)?;
+    if let Some(secret) = &args.livekit_secret {
+        state.set_livekit_verifier(speaknode_sandbox::livekit_interim::hs256(
+            "devkey",
+            secret.expose_secret().as_bytes(),
+        ));
+    }
+    speaknode_sandbox::serve_state(listener, state, shutdown_signal()).await
 }
 
 /// A client secret of 32 random bytes, URL-safe so it survives any form or header encoding.

@@ -1,0 +1,295 @@
+//! A LiveKit stand-in for web conversations: the v0 `/rtc` signalling WebSocket, two peer
+//! connections per visitor, and a fake agent that joins the conversation's room, speaks its
+//! turns as a tone with `lk.transcription` text streams, and hears `lk.chat` messages.
+//!
+//! Only what livekit-client 2.23 needs for one visitor and one agent is served; see
+//! `docs/design/voice-plan.md` §1.5–1.7 for the order of messages and why each is there.
+
+pub mod interim;
+mod media;
+mod session;
+mod signal;
+mod streams;
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::{
+        Path, Query, State,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use tower_http::set_header::SetResponseHeaderLayer;
+use uuid::Uuid;
+
+pub use signal::JoinGrant;
+
+use crate::{AppState, error::Error};
+
+/// Checks a join token: the grant it carries, or why it is refused (shown to the client).
+pub type Verify = Arc<dyn Fn(&str) -> Result<JoinGrant, String> + Send + Sync>;
+
+/// The stand-in's shared state: how tokens are checked, and each room's statistics.
+#[derive(Clone, Default)]
+pub(crate) struct LiveKit(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    verify: RwLock<Option<Verify>>,
+    rooms: Mutex<HashMap<String, Arc<RoomStats>>>,
+}
+
+impl LiveKit {
+    pub(crate) fn set_verifier(&self, verify: Verify) {
+        *self
+            .0
+            .verify
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(verify);
+    }
+
+    fn verify(&self, token: &str) -> Result<JoinGrant, String> {
+        let verify = self
+            .0
+            .verify
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match verify {
+            Some(verify) => verify(token),
+            None => Err("this sandbox does not accept join tokens".to_owned()),
+        }
+    }
+
+    /// The statistics of `room`, made on first use.
+    fn room(&self, room: &str) -> Arc<RoomStats> {
+        let mut rooms = self.0.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(rooms.entry(room.to_owned()).or_default())
+    }
+
+    fn existing_room(&self, room: &str) -> Option<Arc<RoomStats>> {
+        let rooms = self.0.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        rooms.get(room).cloned()
+    }
+}
+
+/// What tests can see of a room (`GET /__sandbox/livekit/rooms/{room}`).
+#[derive(Default)]
+pub(crate) struct RoomStats(Mutex<Stats>);
+
+#[derive(Default)]
+struct Stats {
+    connected: bool,
+    packets: u64,
+    bytes: u64,
+    /// The levels of the last half second of packets, for a "recent" level that one quiet
+    /// packet does not hide.
+    levels: VecDeque<(Instant, u8)>,
+    muted: bool,
+    chats: Vec<String>,
+    agent_state: Option<&'static str>,
+    speaking: bool,
+}
+
+/// How far back the recent uplink level looks.
+const RECENT: Duration = Duration::from_millis(500);
+
+impl RoomStats {
+    fn update<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// One RTP packet from the visitor, `bytes` long, with its level if it has one.
+    pub(crate) fn packet(&self, bytes: usize, level: Option<u8>) {
+        let now = Instant::now();
+        self.update(|stats| {
+            stats.packets += 1;
+            stats.bytes += bytes as u64;
+            if let Some(level) = level {
+                stats.levels.push_back((now, level));
+            }
+            while stats
+                .levels
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > RECENT)
+            {
+                stats.levels.pop_front();
+            }
+        });
+    }
+
+    fn json(&self) -> serde_json::Value {
+        self.update(|stats| {
+            let now = Instant::now();
+            // The loudest recent packet: 0 is full scale, 127 silence (RFC 6464).
+            let level = stats
+                .levels
+                .iter()
+                .filter(|(at, _)| now.duration_since(*at) <= RECENT)
+                .map(|(_, level)| *level)
+                .min();
+            serde_json::json!({
+                "visitor": {
+                    "connected": stats.connected,
+                    "uplink": {
+                        "packets": stats.packets,
+                        "bytes": stats.bytes,
+                        "level_dbov_recent": level,
+                        "muted": stats.muted,
+                    },
+                    "chats": stats.chats,
+                },
+                "agent": {
+                    "state": stats.agent_state,
+                    "speaking": stats.speaking,
+                },
+            })
+        })
+    }
+}
+
+/// The signalling routes, for the sandbox's router. Every answer allows any origin: the
+/// client's `/rtc/validate` fetch is cross-origin, and a CORS failure there would turn the
+/// v1 → v0 fallback into "server unreachable".
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/rtc", get(rtc))
+        .route("/rtc/validate", get(validate))
+        .route("/rtc/v1", get(v1))
+        .route("/rtc/v1/validate", get(v1))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ))
+}
+
+/// The admin route, relative to the admin prefix.
+pub(crate) fn admin_router() -> Router<AppState> {
+    Router::new().route("/livekit/rooms/{room}", get(room_stats))
+}
+
+/// `/rtc/v1` (single peer connection) is not served: a 404 without the "room does not
+/// exist" text makes livekit-client fall back to v0.
+async fn v1() -> Response {
+    (StatusCode::NOT_FOUND, "v1 not served").into_response()
+}
+
+#[derive(Deserialize)]
+struct Params {
+    access_token: Option<String>,
+}
+
+/// The conversation a visitor joins: the room must be a web conversation's that has not
+/// ended.
+struct Joining {
+    grant: JoinGrant,
+    conversation: Uuid,
+}
+
+/// Checks the token and the room before anything else, as LiveKit does before upgrading;
+/// the texts are the ones livekit-client maps to `NotAllowed`.
+fn admit(
+    state: &AppState,
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<Joining, (StatusCode, String)> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let Some(token) = params.access_token.as_deref().or(bearer) else {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "invalid token: missing".to_owned(),
+        ));
+    };
+    let grant = state
+        .0
+        .livekit
+        .verify(token)
+        .map_err(|why| (StatusCode::UNAUTHORIZED, format!("invalid token: {why}")))?;
+    let conversation = live_room(state, &grant.room).ok_or_else(|| {
+        (
+            StatusCode::NOT_FOUND,
+            "requested room does not exist".to_owned(),
+        )
+    })?;
+    Ok(Joining {
+        grant,
+        conversation,
+    })
+}
+
+/// The conversation whose room is `room`, if it exists and has not ended. Room names end
+/// in the conversation's id (`web-<id>`), which saves a scan of every space.
+fn live_room(state: &AppState, room: &str) -> Option<Uuid> {
+    let id = Uuid::try_parse(room.rsplit('-').next()?).ok()?;
+    let space = state.0.store.space_of(id)?;
+    let conversation = state.0.store.conversation(space, id)?;
+    (conversation.live_kit_room_name.as_deref() == Some(room) && !conversation.status.is_final())
+        .then_some(id)
+}
+
+/// `GET /rtc/validate`: what the client asks after a failed WebSocket, to tell a refusal
+/// from an unreachable server.
+async fn validate(
+    State(state): State<AppState>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    match admit(&state, &params, &headers) {
+        Ok(_) => (StatusCode::OK, "success").into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /rtc`: the signalling WebSocket of one visitor.
+async fn rtc(
+    State(state): State<AppState>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let joining = match admit(&state, &params, &headers) {
+        Ok(joining) => joining,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let stats = state.0.livekit.room(&joining.grant.room);
+    upgrade.on_upgrade(move |socket| async move {
+        // Boxed: a session holds two peer connections' worth of state across awaits.
+        Box::pin(session::run(
+            state,
+            joining.conversation,
+            joining.grant,
+            stats,
+            socket,
+        ))
+        .await;
+    })
+}
+
+/// `GET /__sandbox/livekit/rooms/{room}`: the room's statistics.
+async fn room_stats(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<serde_json::Value>, Error> {
+    state
+        .0
+        .livekit
+        .existing_room(&room)
+        .map(|stats| Json(stats.json()))
+        .ok_or_else(|| Error::NotFound(format!("Room '{room}' has had no visitor.")))
+}
