@@ -101,7 +101,7 @@ async fn end(
                 status.name()
             ))
         })?;
-    Ok(Json(ended.seen_at(now)))
+    Ok(Json(state.shown(ended, now)))
 }
 
 /// `GET /__sandbox/faults`: the faults in force, with what is left of each burst.

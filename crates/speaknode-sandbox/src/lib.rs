@@ -18,7 +18,7 @@ mod hub;
 mod identity;
 mod keys;
 mod listing;
-mod livekit;
+pub mod livekit;
 mod model;
 mod ratelimit;
 mod scenario;
@@ -37,25 +37,33 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::header,
 };
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Validation;
+use secrecy::SecretString;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use uuid::Uuid;
 
 pub use agent::UserTurnError;
 pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
 pub use config::{
-    AgentConfig, ClientConfig, Config, HubConfig, Timing, UserConfig, WebhookConfig,
+    AgentConfig, ClientConfig, Config, HubConfig, LiveKitConfig, Timing, UserConfig, WebhookConfig,
     WebhookDelivery, WebhookEvent,
 };
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
-pub use livekit::{JoinGrant, Verify as VerifyJoinToken, interim as livekit_interim};
 pub use model::{Feedback, FeedbackRating};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
+pub use store::LiveKitRoom;
 
 use crate::{
-    catalog::Catalog, error::Error, identity::Client, keys::KeySet, model::Outcome,
-    ratelimit::RateLimiter, store::Store,
+    catalog::Catalog,
+    error::Error,
+    identity::Client,
+    keys::KeySet,
+    livekit::token::{JoinClaims, JoinGrant, JoinTokenError, JoinTokens},
+    model::{Channel, Conversation, Outcome, Timestamp},
+    ratelimit::RateLimiter,
+    store::Store,
 };
 
 /// The largest request body any route reads.
@@ -83,6 +91,10 @@ struct Inner {
     hub: hub::Hub,
     webhooks: webhooks::Webhooks,
     livekit: livekit::LiveKit,
+    /// Where web conversations' visitors join, `live_kit_url`.
+    livekit_url: String,
+    /// Signs the join tokens of web conversations; the stand-in verifies with it.
+    join_tokens: JoinTokens,
     /// Cancelled when shutdown begins: hub connections close, webhook deliveries stop.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -110,10 +122,20 @@ impl AppState {
         config.validate()?;
         let scenarios = config.all_scenarios()?;
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
-        let now = model::Timestamp::now();
+        let now = Timestamp::now();
         let store = Store::seeded(&config.agents, now);
         let shutdown = tokio_util::sync::CancellationToken::new();
+        let join_tokens = JoinTokens {
+            api_key: config.livekit.api_key.clone(),
+            api_secret: match &config.livekit.api_secret {
+                Some(secret) => secret.clone(),
+                None => random_secret()?,
+            },
+            ttl_secs: config.livekit.token_ttl_secs,
+        };
         Ok(Self(Arc::new(Inner {
+            livekit_url: config.livekit.url_for(base_url),
+            join_tokens,
             validation: auth::validation(&issuer),
             issuer,
             keys: keys.rotating_every(config.key_rotation_secs),
@@ -137,6 +159,70 @@ impl AppState {
         &self.0.issuer
     }
 
+    /// The LiveKit server URL web conversations name (`live_kit_url`): `livekit.url`, or the
+    /// sandbox's own address as `ws://…`, where the stand-in serves `/rtc`.
+    pub fn livekit_url(&self) -> &str {
+        &self.0.livekit_url
+    }
+
+    /// The LiveKit API key and secret join tokens are signed with (`livekit.api_key`, and
+    /// `livekit.api_secret` or the random secret made at start-up), and their lifetime.
+    pub fn join_tokens(&self) -> &JoinTokens {
+        &self.0.join_tokens
+    }
+
+    /// Verifies a join token as LiveKit does when a participant connects now (see
+    /// [`livekit::token::verify`]). It says nothing about the room: look that up with
+    /// [`AppState::livekit_room`] and compare the identity.
+    pub fn verify_join_token(&self, token: &str) -> Result<JoinClaims, JoinTokenError> {
+        self.0
+            .join_tokens
+            .verify(token, Timestamp::now().unix_secs())
+    }
+
+    /// The conversation whose LiveKit room is `room`, as the stand-in needs it: its id, its
+    /// agent, its status and the identity its visitor joins as. `None` for an unknown room.
+    pub fn livekit_room(&self, room: &str) -> Option<LiveKitRoom> {
+        self.0.store.livekit_room(room)
+    }
+
+    /// `conversation` as a REST answer shows it at `now`: with its duration so far and, for
+    /// a web conversation that has not ended, the LiveKit URL and a join token minted for
+    /// this answer. Ended and phone conversations show neither; stored conversations never
+    /// hold a token.
+    pub(crate) fn shown(&self, conversation: Conversation, now: Timestamp) -> Conversation {
+        let mut conversation = conversation.seen_at(now);
+        let offer = match (
+            &conversation.live_kit_room_name,
+            &conversation.visitor_identity,
+        ) {
+            (Some(room), Some(identity))
+                if conversation.channel == Channel::Web && !conversation.status.is_final() =>
+            {
+                let grant = JoinGrant {
+                    identity,
+                    name: "Visitor",
+                    room,
+                };
+                match self.0.join_tokens.mint(&grant, now.unix_secs()) {
+                    Ok(token) => Some((self.0.livekit_url.clone(), token)),
+                    Err(error) => {
+                        // The URL goes with the token or not at all: a reader must see both
+                        // or neither.
+                        tracing::error!(%error, "cannot mint a LiveKit join token");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        (
+            conversation.live_kit_url,
+            conversation.live_kit_participant_token,
+        ) = offer.unzip();
+        conversation
+    }
+
     /// The faults in force, which tests set through `/__sandbox/faults`.
     pub fn faults(&self) -> &Faults {
         &self.0.faults
@@ -153,12 +239,6 @@ impl AppState {
             .ok_or(UserTurnError::UnknownConversation)?;
         self.0.agents.user_says(space, conversation_id, text)?;
         Ok(())
-    }
-
-    /// Makes the LiveKit stand-in (`/rtc`) accept the join tokens `verify` accepts; until
-    /// this is called it refuses every token.
-    pub fn set_livekit_verifier(&self, verify: VerifyJoinToken) {
-        self.0.livekit.set_verifier(verify);
     }
 
     /// Makes a fresh key the realm's signing key and returns its `kid`, as an administrator
@@ -194,11 +274,19 @@ impl AppState {
             .space_of_conversation(id)
             .and_then(|space| {
                 store.update_conversation(space, id, |conversation| {
-                    conversation.end(outcome, model::Timestamp::now())
+                    conversation.end(outcome, Timestamp::now())
                 })
             })
             .unwrap_or(false)
     }
+}
+
+/// 32 random bytes, base64url: a LiveKit API secret when the configuration sets none.
+fn random_secret() -> anyhow::Result<SecretString> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the LiveKit API secret: {e}"))?;
+    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// All routes of the sandbox.

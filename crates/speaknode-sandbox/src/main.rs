@@ -23,7 +23,9 @@ struct Args {
     /// its credentials: the confidential client `speaknode-bff-demo` with a secret made at
     /// start-up, the public client `speaknode-demo-app` (redirect URIs
     /// http://127.0.0.1:8000/callback and http://localhost:8000/callback), the user `demo`
-    /// with password `demo`, and two agents.
+    /// with password `demo`, two agents, and the LiveKit stand-in's URL, API key and API
+    /// secret. A LiveKit API secret made at start-up (no `livekit.api_secret`) is printed
+    /// with a configuration file too.
     #[arg(long, value_name = "FILE", env = "SPEAKNODE_SANDBOX_CONFIG")]
     config: Option<PathBuf>,
 
@@ -40,12 +42,6 @@ struct Args {
         env = "SPEAKNODE_SANDBOX_LOG_FORMAT"
     )]
     log_format: LogFormat,
-
-    /// Secret of the LiveKit stand-in's API key `devkey`: `/rtc` accepts HS256 join tokens
-    /// signed with it. Without one, every join token is refused. (Interim: the `[livekit]`
-    /// configuration section replaces this.)
-    #[arg(long, value_name = "SECRET", env = "SPEAKNODE_SANDBOX_LIVEKIT_SECRET")]
-    livekit_secret: Option<SecretString>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,6 +57,7 @@ const CONFIG_HELP: &str = r#"Routes (issuer = {public_url or http://ADDR}/realms
   {issuer}/protocol/openid-connect/auth        login form; response_type=code, PKCE S256 required
   {issuer}/protocol/openid-connect/token       grants authorization_code, refresh_token, client_credentials
   /api/v1/...                                  the REST API, with a Bearer access token
+  /rtc                                         the LiveKit stand-in (signalling), with a join token
 
 Configuration file (TOML; every top-level key may be left out):
   public_url = "https://sandbox.example"  issuer base (default: http://{listen address})
@@ -114,6 +111,15 @@ Configuration file (TOML; every top-level key may be left out):
 
   [[tools]] / [[phone_numbers]]           listed by /api/v1/tools and /api/v1/phone-numbers
 
+  [livekit]                               the LiveKit stand-in that web conversations join
+  url = "ws://127.0.0.1:8780"             live_kit_url (default: ws://{listen address}, or
+                                          public_url as ws:// or wss://)
+  api_key = "devkey"                      iss of join tokens
+  api_secret = "..."                      signs join tokens (HS256); default: random at
+                                          start-up, printed on stdout
+  token_ttl_secs = 300                    join token lifetime; every read of a running web
+                                          conversation mints a fresh one
+
   [[webhooks]]                            SessionStarted / ConversationComplete, signed
   url = "https://example.com/hook"        with X-SpeakNode-Signature (hex HMAC-SHA256)
   secret = "..."
@@ -136,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
 
-    let (config, demo) = match &args.config {
+    let (mut config, demo) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -152,6 +158,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    // Made here rather than by the library, so that it can be printed: nobody could join
+    // a room with a secret nobody knows.
+    let random_livekit_secret = config.livekit.api_secret.is_none();
+    if random_livekit_secret {
+        config.livekit.api_secret = Some(random_secret()?);
+    }
     println!("listening on http://{address}");
     if demo {
         let base = config
@@ -178,19 +190,20 @@ async fn main() -> anyhow::Result<()> {
             println!("agent:         {} ({})", agent.id, agent.title);
         }
     }
-
-    let base_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
-    let state = speaknode_sandbox::AppState::new(config, &base_url)?;
-    if let Some(secret) = &args.livekit_secret {
-        state.set_livekit_verifier(speaknode_sandbox::livekit_interim::hs256(
-            "devkey",
-            secret.expose_secret().as_bytes(),
-        ));
+    if demo || random_livekit_secret {
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let livekit = &config.livekit;
+        println!("livekit_url:        {}", livekit.url_for(&base));
+        println!("livekit_api_key:    {}", livekit.api_key);
+        if let Some(secret) = &livekit.api_secret {
+            println!("livekit_api_secret: {}", secret.expose_secret());
+        }
     }
-    speaknode_sandbox::serve_state(listener, state, shutdown_signal()).await
+
+    speaknode_sandbox::serve(listener, config, shutdown_signal()).await
 }
 
 /// A client secret of 32 random bytes, URL-safe so it survives any form or header encoding.

@@ -5,15 +5,15 @@
 //! Only what livekit-client 2.23 needs for one visitor and one agent is served; see
 //! `docs/design/voice-plan.md` §1.5–1.7 for the order of messages and why each is there.
 
-pub mod interim;
 mod media;
 mod session;
 mod signal;
 mod streams;
+pub mod token;
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, PoisonError, RwLock},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -31,45 +31,20 @@ use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
-pub use signal::JoinGrant;
+use signal::Visitor;
 
 use crate::{AppState, error::Error};
 
-/// Checks a join token: the grant it carries, or why it is refused (shown to the client).
-pub type Verify = Arc<dyn Fn(&str) -> Result<JoinGrant, String> + Send + Sync>;
-
-/// The stand-in's shared state: how tokens are checked, and each room's statistics.
+/// The stand-in's shared state: each room's statistics.
 #[derive(Clone, Default)]
 pub(crate) struct LiveKit(Arc<Shared>);
 
 #[derive(Default)]
 struct Shared {
-    verify: RwLock<Option<Verify>>,
     rooms: Mutex<HashMap<String, Arc<RoomStats>>>,
 }
 
 impl LiveKit {
-    pub(crate) fn set_verifier(&self, verify: Verify) {
-        *self
-            .0
-            .verify
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(verify);
-    }
-
-    fn verify(&self, token: &str) -> Result<JoinGrant, String> {
-        let verify = self
-            .0
-            .verify
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match verify {
-            Some(verify) => verify(token),
-            None => Err("this sandbox does not accept join tokens".to_owned()),
-        }
-    }
-
     /// The statistics of `room`, made on first use.
     fn room(&self, room: &str) -> Arc<RoomStats> {
         let mut rooms = self.0.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -191,7 +166,7 @@ struct Params {
 /// The conversation a visitor joins: the room must be a web conversation's that has not
 /// ended.
 struct Joining {
-    grant: JoinGrant,
+    grant: Visitor,
     conversation: Uuid,
 }
 
@@ -212,31 +187,38 @@ fn admit(
             "invalid token: missing".to_owned(),
         ));
     };
-    let grant = state
-        .0
-        .livekit
-        .verify(token)
-        .map_err(|why| (StatusCode::UNAUTHORIZED, format!("invalid token: {why}")))?;
-    let conversation = live_room(state, &grant.room).ok_or_else(|| {
+    let claims = state
+        .verify_join_token(token)
+        .map_err(|error| (StatusCode::UNAUTHORIZED, format!("invalid token: {error}")))?;
+    let gone = || {
         (
             StatusCode::NOT_FOUND,
             "requested room does not exist".to_owned(),
         )
-    })?;
+    };
+    let room = state.livekit_room(&claims.room).ok_or_else(gone)?;
+    if room.ended {
+        return Err(gone());
+    }
+    // The conversation's tokens all name its one visitor; LiveKit would let any identity
+    // in, but here another one can only be a token for some other conversation.
+    if room.visitor_identity.as_deref() != Some(claims.identity.as_str()) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "invalid token: not a participant of this room".to_owned(),
+        ));
+    }
     Ok(Joining {
-        grant,
-        conversation,
+        grant: Visitor {
+            identity: claims.identity,
+            name: claims.name,
+            room: claims.room,
+            can_publish: claims.permission.can_publish,
+            can_subscribe: claims.permission.can_subscribe,
+            can_publish_data: claims.permission.can_publish_data,
+        },
+        conversation: room.conversation_id,
     })
-}
-
-/// The conversation whose room is `room`, if it exists and has not ended. Room names end
-/// in the conversation's id (`web-<id>`), which saves a scan of every space.
-fn live_room(state: &AppState, room: &str) -> Option<Uuid> {
-    let id = Uuid::try_parse(room.rsplit('-').next()?).ok()?;
-    let space = state.0.store.space_of(id)?;
-    let conversation = state.0.store.conversation(space, id)?;
-    (conversation.live_kit_room_name.as_deref() == Some(room) && !conversation.status.is_final())
-        .then_some(id)
 }
 
 /// `GET /rtc/validate`: what the client asks after a failed WebSocket, to tell a refusal

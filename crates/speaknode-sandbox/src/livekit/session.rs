@@ -34,7 +34,7 @@ use webrtc::{
 
 use super::{
     RoomStats, media,
-    signal::{self, JoinGrant},
+    signal::{self, Visitor},
     streams::{self, Assembler, Transcription},
 };
 use crate::{
@@ -73,7 +73,7 @@ enum Internal {
 pub(crate) async fn run(
     state: AppState,
     conversation: Uuid,
-    grant: JoinGrant,
+    grant: Visitor,
     stats: Arc<RoomStats>,
     mut socket: WebSocket,
 ) {
@@ -161,7 +161,7 @@ pub(crate) async fn run(
 struct Session {
     state: AppState,
     conversation: Uuid,
-    grant: JoinGrant,
+    grant: Visitor,
     stats: Arc<RoomStats>,
     room_sid: String,
     visitor_sid: String,
@@ -197,7 +197,7 @@ impl Session {
     async fn start(
         state: AppState,
         conversation: Uuid,
-        grant: JoinGrant,
+        grant: Visitor,
         stats: Arc<RoomStats>,
         out: mpsc::UnboundedSender<signal_response::Message>,
         internal: mpsc::UnboundedSender<Internal>,

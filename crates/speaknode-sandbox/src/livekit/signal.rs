@@ -29,9 +29,9 @@ pub(crate) fn encode_response(message: signal_response::Message) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// The grants of a join token, as the session needs them.
+/// The visitor a join token admits, as the session needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinGrant {
+pub(crate) struct Visitor {
     /// The participant's identity (`sub`).
     pub identity: String,
     /// The display name (`name`); may be empty.
@@ -44,7 +44,7 @@ pub struct JoinGrant {
 }
 
 /// The visitor as the room sees it.
-pub(crate) fn visitor_info(grant: &JoinGrant, sid: &str) -> proto::ParticipantInfo {
+pub(crate) fn visitor_info(grant: &Visitor, sid: &str) -> proto::ParticipantInfo {
     proto::ParticipantInfo {
         sid: sid.to_owned(),
         identity: grant.identity.clone(),
@@ -162,8 +162,8 @@ pub(crate) fn now_ms() -> i64 {
 mod tests {
     use super::*;
 
-    fn grant() -> JoinGrant {
-        JoinGrant {
+    fn grant() -> Visitor {
+        Visitor {
             identity: "visitor-1".into(),
             name: "Visitor".into(),
             room: "web-1".into(),

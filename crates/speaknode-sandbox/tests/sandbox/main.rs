@@ -10,6 +10,7 @@ mod hub;
 mod identity;
 mod keys;
 mod lists;
+mod livekit;
 mod login;
 mod ratelimit;
 mod refresh;
