@@ -316,6 +316,8 @@ fn with_stack_env(mut node: Command, tools: &Tools, stack: &Stack) -> Command {
         .env("SN_GREETING", &stack.greeting)
         .env("SN_SECOND_AGENT_ID", stack::SECOND_AGENT_ID)
         .env("SN_SECOND_GREETING", &stack.second_greeting)
+        .env("SN_LIVEKIT_URL", &stack.livekit_url)
+        .env("SN_LIVEKIT_SECRET", &stack.livekit_secret)
         .env("SN_CHROMIUM", tools.chromium());
     node
 }

@@ -76,6 +76,10 @@ pub struct Stack {
     pub greeting: String,
     /// What the second agent says first.
     pub second_greeting: String,
+    /// The sandbox's LiveKit stand-in (`/rtc`) and the secret its join tokens are signed
+    /// with, for the LiveKit conformance test.
+    pub livekit_url: String,
+    pub livekit_secret: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -131,6 +135,10 @@ impl Stack {
         std::fs::write(&bff_config_path, bff_toml)?;
         let bff_config = speaknode_bff::Config::load(&bff_config_path)?;
 
+        // A known secret, so that the LiveKit conformance test can sign refused tokens.
+        let livekit_secret = random_secret();
+        sandbox_config.livekit.api_secret = Some(SecretString::from(livekit_secret.clone()));
+        let livekit_url = sandbox_config.livekit.url_for(&sandbox_url);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(speaknode_sandbox::serve(
             sandbox,
@@ -159,6 +167,8 @@ impl Stack {
             client_secret,
             greeting,
             second_greeting,
+            livekit_url,
+            livekit_secret,
             stop,
             tasks,
         })
