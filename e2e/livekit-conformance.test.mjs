@@ -253,12 +253,12 @@ async function openPage() {
  * checks: agents, their states, transcriptions, subscriptions; `window.peakHz()` reads the
  * agent's audio.
  */
-function joinRoom(page, url, token) {
+function joinRoom(page, url, token, options = {}) {
   return page.evaluate(
-    async ({ url, token }) => {
+    async ({ url, token, options }) => {
       const { Room, RoomEvent } = window.LK;
       const log = (window.log = { states: [], transcriptions: [], agents: [], subscribed: [] });
-      const room = (window.room = new Room());
+      const room = (window.room = new Room(options));
       const noteState = (participant) => {
         const state = participant.attributes?.["lk.agent.state"];
         if (state && log.states.at(-1) !== state) log.states.push(state);
@@ -301,7 +301,7 @@ function joinRoom(page, url, token) {
       await room.localParticipant.setMicrophoneEnabled(true);
       return { state: room.state, identity: room.localParticipant.identity, server: room.serverInfo?.version };
     },
-    { url, token },
+    { url, token, options },
   );
 }
 
@@ -358,6 +358,19 @@ test("livekit-client joins, hears the agent, chats, and is heard", async (t) => 
   );
   assert.ok(uplink.bytes > 0);
   t.diagnostic(`uplink: ${JSON.stringify(uplink)}`);
+
+  // Muting is signalled, and what still arrives is silence (or nothing).
+  await page.evaluate(() => window.room.localParticipant.setMicrophoneEnabled(false));
+  const muted = await until(
+    async () => {
+      const uplink = (await stats(room))?.visitor.uplink;
+      return uplink?.muted && (uplink.level_dbov_recent === null || uplink.level_dbov_recent >= 100) ? uplink : null;
+    },
+    { message: "a muted, silent uplink" },
+  );
+  t.diagnostic(`muted uplink: ${JSON.stringify(muted)}`);
+  await page.evaluate(() => window.room.localParticipant.setMicrophoneEnabled(true));
+  await until(async () => (await stats(room))?.visitor.uplink.muted === false, { message: "unmuted" });
 
   // A typed message is the visitor's transcription and gets the scripted reply.
   await page.evaluate(() => window.room.localParticipant.sendText("hello", { topic: "lk.chat" }));
@@ -434,7 +447,10 @@ test("a visitor who joins after the agent finds it in the room and hears its gre
   // The agent is in the room before the visitor: no renegotiation, it comes in the join.
   await until(async () => (await agentTurns(conversation.id)).length > 0, { message: "the agent active", timeout: 10_000 });
   const page = await openPage();
-  const joined = await joinRoom(page, conversation.live_kit_url, conversation.live_kit_participant_token);
+  // Straight to v0 this time, as `singlePeerConnection: false` asks.
+  const joined = await joinRoom(page, conversation.live_kit_url, conversation.live_kit_participant_token, {
+    singlePeerConnection: false,
+  });
   assert.equal(joined.state, "connected");
   const agents = await page.evaluate(() => window.log.agents);
   assert.equal(agents.length, 1);

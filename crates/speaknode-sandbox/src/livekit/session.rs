@@ -40,7 +40,7 @@ use super::{
 use crate::{
     AppState,
     events::Event,
-    model::{Conversation, Role, Status, random_hex, speaking_time},
+    model::{Conversation, Role, Status, Timestamp, random_hex, speaking_time},
 };
 
 /// The agent's tone while it speaks, distinct from the test microphone (440 Hz) and from
@@ -324,6 +324,21 @@ impl Session {
             visitor,
             others,
         ));
+        // A fresh token with the same grants, as LiveKit sends one: a full reconnect after
+        // the original token's lifetime then still gets in.
+        let grant = super::token::JoinGrant {
+            identity: &self.grant.identity,
+            name: &self.grant.name,
+            room: &self.grant.room,
+        };
+        match self
+            .state
+            .join_tokens()
+            .mint(&grant, Timestamp::now().unix_secs())
+        {
+            Ok(token) => self.send(signal_response::Message::RefreshToken(token)),
+            Err(error) => tracing::warn!(%error, "cannot mint a refreshed join token"),
+        }
         self.offer().await?;
         if active {
             self.agent.set_state("listening");

@@ -198,9 +198,19 @@ async fn a_session_starts_with_the_join_then_the_subscriber_offer_and_ends_with_
     // and the agent's voice as PCMU in a stream named after the agent and its track.
     let mut offer = None;
     let mut versions = vec![agent.version];
+    let mut refreshed = false;
     while offer.is_none() {
         match next_response(&mut socket).await {
             signal_response::Message::Offer(description) => offer = Some(description),
+            signal_response::Message::RefreshToken(token) => {
+                let claims = crate::support::claims_of(&token);
+                let original = crate::support::claims_of(&join);
+                assert_eq!(
+                    (&claims["sub"], &claims["video"]),
+                    (&original["sub"], &original["video"])
+                );
+                refreshed = true;
+            }
             signal_response::Message::Update(update) => {
                 versions.extend(update.participants.iter().map(|p| p.version));
             }
@@ -208,6 +218,7 @@ async fn a_session_starts_with_the_join_then_the_subscriber_offer_and_ends_with_
         }
     }
     let offer = offer.expect("an offer");
+    assert!(refreshed, "a refreshed token comes before the offer");
     assert_eq!((offer.r#type.as_str(), offer.id), ("offer", 1));
     assert!(offer.sdp.contains("m=application"), "{}", offer.sdp);
     assert!(offer.sdp.contains("a=candidate:") && offer.sdp.contains("127.0.0.1"));
