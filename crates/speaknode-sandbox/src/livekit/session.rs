@@ -623,15 +623,23 @@ impl Session {
             segment_id: &segment,
             track_id: self.visitor_track.as_deref().unwrap_or_default(),
         };
-        let identity = self.grant.identity.clone();
-        let sid = self.visitor_sid.clone();
-        for value in [
+        let packets = [
             transcription.header(),
             transcription.chunk(0, &text),
             transcription.trailer(),
-        ] {
-            self.agent.send_as(&identity, &sid, value).await;
-        }
+        ];
+        let (agent, identity, sid) = (
+            Arc::clone(&self.agent),
+            self.grant.identity.clone(),
+            self.visitor_sid.clone(),
+        );
+        // In a task of its own: sending waits for the subscriber's channel to open, and the
+        // session must keep answering pings meanwhile.
+        tokio::spawn(async move {
+            for value in packets {
+                agent.send_as(&identity, &sid, value).await;
+            }
+        });
         self.agent.set_state("thinking");
         if let Err(error) = self.state.user_says(self.conversation, &text).await {
             tracing::debug!(%error, "chat message not taken");
