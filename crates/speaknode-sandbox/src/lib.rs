@@ -186,6 +186,22 @@ impl AppState {
         self.0.store.livekit_room(room)
     }
 
+    /// Decides a connect to the LiveKit stand-in at `now` as a LiveKit server would: the
+    /// token must verify ([`AppState::verify_join_token`]), and its room must be the room of
+    /// a conversation that has not ended. The identity is not compared with the room's
+    /// visitor: LiveKit admits whoever a valid token names, and only the platform mints
+    /// tokens. Answers the claims and the room.
+    pub fn admit_to_room(&self, token: &str) -> Result<(JoinClaims, LiveKitRoom), JoinRefused> {
+        let claims = self
+            .verify_join_token(token)
+            .map_err(JoinRefused::InvalidToken)?;
+        let room = self
+            .livekit_room(&claims.room)
+            .filter(|room| !room.ended)
+            .ok_or(JoinRefused::NoSuchRoom)?;
+        Ok((claims, room))
+    }
+
     /// `conversation` as a REST answer shows it at `now`: with its duration so far and, for
     /// a web conversation that has not ended, the LiveKit URL and a join token minted for
     /// this answer. Ended and phone conversations show neither; stored conversations never
@@ -278,6 +294,28 @@ impl AppState {
                 })
             })
             .unwrap_or(false)
+    }
+}
+
+/// Why the LiveKit stand-in refuses a participant; `Display` is the text LiveKit answers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefused {
+    /// `401`, `invalid token: …`: livekit-client reports it as `NotAllowed`.
+    #[error("invalid token: {0}")]
+    InvalidToken(JoinTokenError),
+    /// `404` for an unknown or ended room, with the text livekit-client recognises as
+    /// `NotAllowed` too.
+    #[error("requested room does not exist")]
+    NoSuchRoom,
+}
+
+impl JoinRefused {
+    /// The HTTP status a LiveKit server answers the refused connect with.
+    pub fn status(&self) -> axum::http::StatusCode {
+        match self {
+            JoinRefused::InvalidToken(_) => axum::http::StatusCode::UNAUTHORIZED,
+            JoinRefused::NoSuchRoom => axum::http::StatusCode::NOT_FOUND,
+        }
     }
 }
 

@@ -57,7 +57,6 @@ const CONFIG_HELP: &str = r#"Routes (issuer = {public_url or http://ADDR}/realms
   {issuer}/protocol/openid-connect/auth        login form; response_type=code, PKCE S256 required
   {issuer}/protocol/openid-connect/token       grants authorization_code, refresh_token, client_credentials
   /api/v1/...                                  the REST API, with a Bearer access token
-  /rtc                                         the LiveKit stand-in (signalling), with a join token
 
 Configuration file (TOML; every top-level key may be left out):
   public_url = "https://sandbox.example"  issuer base (default: http://{listen address})

@@ -187,27 +187,9 @@ fn admit(
             "invalid token: missing".to_owned(),
         ));
     };
-    let claims = state
-        .verify_join_token(token)
-        .map_err(|error| (StatusCode::UNAUTHORIZED, format!("invalid token: {error}")))?;
-    let gone = || {
-        (
-            StatusCode::NOT_FOUND,
-            "requested room does not exist".to_owned(),
-        )
-    };
-    let room = state.livekit_room(&claims.room).ok_or_else(gone)?;
-    if room.ended {
-        return Err(gone());
-    }
-    // The conversation's tokens all name its one visitor; LiveKit would let any identity
-    // in, but here another one can only be a token for some other conversation.
-    if room.visitor_identity.as_deref() != Some(claims.identity.as_str()) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "invalid token: not a participant of this room".to_owned(),
-        ));
-    }
+    let (claims, room) = state
+        .admit_to_room(token)
+        .map_err(|refused| (refused.status(), refused.to_string()))?;
     Ok(Joining {
         grant: Visitor {
             identity: claims.identity,

@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use speaknode_sandbox::{Config, LiveKitConfig, Timing};
+use speaknode_sandbox::{Config, JoinRefused, LiveKitConfig, Timing};
 
 use crate::support::{AVA, BFF, Sandbox, claims_of, fixture};
 
@@ -152,6 +152,50 @@ async fn a_running_web_conversation_offers_a_fresh_join_token_on_every_read() {
     }
     let found = state.livekit_room(&room).expect("still known");
     assert_eq!((found.status, found.ended), ("Completed", true));
+    // A token minted while it ran still verifies, but its room is gone.
+    let refused = state.admit_to_room(again).expect_err("the room has ended");
+    assert_eq!(refused, JoinRefused::NoSuchRoom);
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    assert_eq!(refused.to_string(), "requested room does not exist");
+}
+
+#[tokio::test]
+async fn the_stand_in_admits_valid_tokens_for_running_rooms_only() {
+    let (sandbox, state) = Sandbox::start_with_state(livekit_config()).await;
+    let token = sandbox.token(BFF).await;
+    let created = sandbox.dispatch_web(&token, AVA).await;
+    let join = created["live_kit_participant_token"]
+        .as_str()
+        .expect("a token");
+    let (claims, room) = state.admit_to_room(join).expect("admitted");
+    assert_eq!(
+        room.conversation_id.to_string(),
+        created["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        room.visitor_identity.as_deref(),
+        Some(claims.identity.as_str())
+    );
+
+    // Signed with the right secret for a room no conversation has: 404.
+    let mut forged = verified(join);
+    forged["video"]["room"] = json!("web-ffffffffffffffffffffffffffffffff");
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).expect("a key");
+    let header = jsonwebtoken::Header::new(Algorithm::HS256);
+    let forged = jsonwebtoken::encode(&header, &forged, &key).expect("signed");
+    assert_eq!(state.admit_to_room(&forged), Err(JoinRefused::NoSuchRoom));
+
+    // Tampered: 401 with LiveKit's prefix.
+    // One signature character changed (well inside, so it is not a padding bit).
+    let at = join.len() - 10;
+    let swapped = if &join[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{swapped}{}", &join[..at], &join[at + 1..]);
+    let refused = state.admit_to_room(&tampered).expect_err("refused");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.to_string().starts_with("invalid token: "),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -197,4 +241,44 @@ async fn a_random_secret_signs_when_none_is_configured() {
         jsonwebtoken::decode::<Value>(join, &key, &Validation::new(Algorithm::HS256)).is_err(),
         "not signed with the well-known test secret"
     );
+}
+
+/// Nobody could join a room signed with a secret nobody knows: the binary prints the one it
+/// made up, with the URL and key, as it prints the demo's other credentials.
+#[tokio::test]
+async fn the_binary_prints_a_made_up_livekit_secret() {
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    let dir = std::env::temp_dir().join(format!("sandbox-livekit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let config = dir.join("sandbox.toml");
+    std::fs::write(&config, "[livekit]\napi_key = \"APIprinted\"\n").expect("config written");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_speaknode-sandbox"))
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the sandbox starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = std::collections::BTreeMap::new();
+    while printed.len() < 4 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("the sandbox prints its addresses within 10 s")
+            .expect("stdout is readable")
+            .expect("the sandbox is still running");
+        if let Some((name, value)) = line.split_once(": ").or(line.split_once(" on ")) {
+            printed.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+    }
+    child.kill().await.expect("the sandbox stops");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let listening = printed["listening"].replacen("http://", "ws://", 1);
+    assert_eq!(printed["livekit_url"], listening);
+    assert_eq!(printed["livekit_api_key"], "APIprinted");
+    let secret = &printed["livekit_api_secret"];
+    assert!(secret.len() >= 43, "32 random bytes: {secret}");
 }
