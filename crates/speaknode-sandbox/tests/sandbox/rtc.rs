@@ -281,3 +281,325 @@ async fn a_session_starts_with_the_join_then_the_subscriber_offer_and_ends_with_
         }
     }
 }
+
+/// What a webrtc-rs client in the visitor's place saw on its connections.
+#[derive(Default)]
+struct Seen {
+    /// Data packets from the server's `_reliable` channel.
+    packets: std::sync::Mutex<Vec<proto::DataPacket>>,
+    /// RTP packets of the agent's voice, and their payload types.
+    rtp: std::sync::Mutex<Vec<u8>>,
+    /// The server-made channels by label, once open.
+    labels: std::sync::Mutex<Vec<String>>,
+}
+
+struct Client {
+    seen: std::sync::Arc<Seen>,
+    gathered: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl webrtc::peer_connection::PeerConnectionEventHandler for Client {
+    async fn on_ice_gathering_state_change(
+        &self,
+        state: webrtc::peer_connection::RTCIceGatheringState,
+    ) {
+        if state == webrtc::peer_connection::RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_data_channel(
+        &self,
+        channel: std::sync::Arc<dyn webrtc::data_channel::DataChannel>,
+    ) {
+        let seen = std::sync::Arc::clone(&self.seen);
+        tokio::spawn(async move {
+            let label = channel.label().await.unwrap_or_default();
+            while let Some(event) = channel.poll().await {
+                match event {
+                    webrtc::data_channel::DataChannelEvent::OnOpen => {
+                        seen.labels.lock().expect("labels").push(label.clone());
+                    }
+                    webrtc::data_channel::DataChannelEvent::OnMessage(message) => {
+                        if let Ok(packet) = proto::DataPacket::decode(message.data.freeze()) {
+                            seen.packets.lock().expect("packets").push(packet);
+                        }
+                    }
+                    webrtc::data_channel::DataChannelEvent::OnClose => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    async fn on_track(
+        &self,
+        track: std::sync::Arc<dyn webrtc::media_stream::track_remote::TrackRemote>,
+    ) {
+        let seen = std::sync::Arc::clone(&self.seen);
+        tokio::spawn(async move {
+            while let Some(event) = track.poll().await {
+                if let webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(packet) =
+                    event
+                {
+                    seen.rtp
+                        .lock()
+                        .expect("rtp")
+                        .push(packet.header.payload_type);
+                }
+            }
+        });
+    }
+}
+
+/// A webrtc-rs peer connection on loopback, and a receiver that turns true when its ICE
+/// gathering is complete.
+async fn client_connection(
+    seen: &std::sync::Arc<Seen>,
+) -> (
+    std::sync::Arc<dyn webrtc::peer_connection::PeerConnection>,
+    tokio::sync::watch::Receiver<bool>,
+) {
+    use webrtc::peer_connection::{
+        MediaEngine, PeerConnectionBuilder, RTCConfigurationBuilder, Registry,
+        register_default_interceptors,
+    };
+    let (gathered, gathered_rx) = tokio::sync::watch::channel(false);
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs().expect("codecs");
+    let registry =
+        register_default_interceptors(Registry::new(), &mut media_engine).expect("interceptors");
+    let builder = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(std::sync::Arc::new(Client {
+            seen: std::sync::Arc::clone(seen),
+            gathered,
+        }))
+        .with_udp_addrs(vec!["127.0.0.1:0"]);
+    let connection = Box::pin(builder.build()).await.expect("a peer connection");
+    (std::sync::Arc::new(connection), gathered_rx)
+}
+
+/// The text of the complete text streams among `packets`, with their senders.
+fn texts(packets: &[proto::DataPacket]) -> Vec<(String, String)> {
+    use proto::data_packet::Value;
+    let mut open = std::collections::HashMap::<String, String>::new();
+    let mut done = Vec::new();
+    for packet in packets {
+        match &packet.value {
+            Some(Value::StreamHeader(header)) => {
+                open.insert(header.stream_id.clone(), String::new());
+            }
+            Some(Value::StreamChunk(chunk)) => {
+                if let Some(text) = open.get_mut(&chunk.stream_id) {
+                    text.push_str(&String::from_utf8_lossy(&chunk.content));
+                }
+            }
+            Some(Value::StreamTrailer(trailer)) => {
+                if let Some(text) = open.remove(&trailer.stream_id) {
+                    done.push((packet.participant_identity.clone(), text));
+                }
+            }
+            _ => {}
+        }
+    }
+    done
+}
+
+#[tokio::test]
+async fn a_webrtc_client_gets_the_agents_voice_and_greeting_and_its_chat_is_answered() {
+    use crate::support::{AVA_GREETING, eventually};
+    use speaknode_sandbox::Scenario;
+
+    let mut config = config(20);
+    config.scenarios = vec![Scenario {
+        think_ms: 50,
+        default_reply: Some("Noted, thank you.".to_owned()),
+        ..Scenario::greeting_only(AVA)
+    }];
+    let sandbox = Sandbox::start(config).await;
+    let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
+    let url = sandbox
+        .url(&format!("/rtc?access_token={join}"))
+        .replacen("http", "ws", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade");
+    let signal_response::Message::Join(joined) = next_response(&mut socket).await else {
+        panic!("no join response first");
+    };
+    let identity = joined.participant.expect("visitor").identity;
+    let agent = joined.other_participants[0].identity.clone();
+
+    // The subscriber connection: answer the server's offer as the browser would.
+    let seen = std::sync::Arc::new(Seen::default());
+    let (subscriber, mut subscriber_gathered) = client_connection(&seen).await;
+    let offer = loop {
+        if let signal_response::Message::Offer(offer) = next_response(&mut socket).await {
+            break offer;
+        }
+    };
+    subscriber
+        .set_remote_description(
+            webrtc::peer_connection::RTCSessionDescription::offer(offer.sdp).expect("an offer"),
+        )
+        .await
+        .expect("the offer applies");
+    let answer = subscriber.create_answer(None).await.expect("an answer");
+    subscriber
+        .set_local_description(answer)
+        .await
+        .expect("the answer applies");
+    subscriber_gathered
+        .wait_for(|done| *done)
+        .await
+        .expect("gathering");
+    let answer = subscriber.local_description().await.expect("local answer");
+    send(
+        &mut socket,
+        signal_request::Message::Answer(proto::SessionDescription {
+            r#type: "answer".into(),
+            sdp: answer.sdp,
+            id: offer.id,
+            ..Default::default()
+        }),
+    )
+    .await;
+
+    // The publisher connection: the client offers, with its own `_reliable` channel.
+    let (publisher, mut publisher_gathered) =
+        client_connection(&std::sync::Arc::new(Seen::default())).await;
+    let chat_channel = publisher
+        .create_data_channel("_reliable", None)
+        .await
+        .expect("a channel");
+    let (open_tx, mut open) = tokio::sync::watch::channel(false);
+    {
+        let channel = std::sync::Arc::clone(&chat_channel);
+        tokio::spawn(async move {
+            while let Some(event) = channel.poll().await {
+                if matches!(event, webrtc::data_channel::DataChannelEvent::OnOpen) {
+                    open_tx.send_replace(true);
+                }
+            }
+        });
+    }
+    let publisher_offer = publisher.create_offer(None).await.expect("an offer");
+    publisher
+        .set_local_description(publisher_offer)
+        .await
+        .expect("the offer applies");
+    publisher_gathered
+        .wait_for(|done| *done)
+        .await
+        .expect("gathering");
+    let local = publisher.local_description().await.expect("local offer");
+    send(
+        &mut socket,
+        signal_request::Message::Offer(proto::SessionDescription {
+            r#type: "offer".into(),
+            sdp: local.sdp,
+            id: 7,
+            ..Default::default()
+        }),
+    )
+    .await;
+
+    // Keep reading signals (the publisher answer among them) while the media flows.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let message = next_response(&mut socket).await;
+            if frames_tx.send(message).is_err() {
+                break;
+            }
+        }
+    });
+    let publisher_answer = loop {
+        if let Some(signal_response::Message::Answer(answer)) = frames.recv().await {
+            break answer;
+        }
+    };
+    assert_eq!(publisher_answer.id, 7, "the answer echoes the offer's id");
+    publisher
+        .set_remote_description(
+            webrtc::peer_connection::RTCSessionDescription::answer(publisher_answer.sdp)
+                .expect("an answer"),
+        )
+        .await
+        .expect("the answer applies");
+
+    // The server's channels open, the agent's PCMU voice arrives, and so does its greeting.
+    eventually("the server's data channels to open", || async {
+        let labels = seen.labels.lock().expect("labels").clone();
+        (labels.contains(&"_reliable".to_owned()) && labels.contains(&"_lossy".to_owned()))
+            .then_some(())
+    })
+    .await;
+    eventually("the agent's voice", || async {
+        let rtp = seen.rtp.lock().expect("rtp").clone();
+        (rtp.len() > 10).then_some(())
+    })
+    .await;
+    assert!(
+        seen.rtp.lock().expect("rtp").iter().all(|pt| *pt == 0),
+        "PCMU only"
+    );
+    eventually("the greeting", || async {
+        let texts = texts(&seen.packets.lock().expect("packets"));
+        texts
+            .contains(&(agent.clone(), AVA_GREETING.to_owned()))
+            .then_some(())
+    })
+    .await;
+
+    // A chat message on the publisher connection is echoed as the visitor's words and
+    // answered by the scenario.
+    open.wait_for(|open| *open)
+        .await
+        .expect("the chat channel opens");
+    let chat = proto::DataPacket {
+        participant_identity: identity.clone(),
+        value: Some(proto::data_packet::Value::StreamHeader(
+            proto::data_stream::Header {
+                stream_id: "chat-1".into(),
+                topic: "lk.chat".into(),
+                inline_content: Some(b"hello there".to_vec()),
+                content_header: Some(proto::data_stream::header::ContentHeader::TextHeader(
+                    proto::data_stream::TextHeader::default(),
+                )),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    chat_channel
+        .send(bytes::BytesMut::from(chat.encode_to_vec().as_slice()))
+        .await
+        .expect("the chat is sent");
+    eventually("the echo and the reply", || async {
+        let texts = texts(&seen.packets.lock().expect("packets"));
+        (texts.contains(&(identity.clone(), "hello there".to_owned()))
+            && texts.contains(&(agent.clone(), "Noted, thank you.".to_owned())))
+        .then_some(())
+    })
+    .await;
+    let stats: Value = sandbox
+        .admin(
+            Method::GET,
+            &format!("/__sandbox/livekit/rooms/{room}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("stats");
+    assert_eq!(
+        stats["visitor"]["chats"],
+        serde_json::json!(["hello there"])
+    );
+    assert_eq!(stats["visitor"]["connected"], true);
+}
