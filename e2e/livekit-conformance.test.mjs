@@ -242,8 +242,11 @@ async function stats(room) {
 async function openPage() {
   const page = await browser.newPage();
   page.on("pageerror", (error) => console.error("page error:", error));
+  // LK_CONSOLE=1 shows the page's console (livekit-client logs there) when a run needs it.
+  if (process.env.LK_CONSOLE) page.on("console", (message) => console.log(`console.${message.type()}: ${message.text()}`));
   await page.goto(pageUrl);
   await page.waitForFunction(() => window.LK);
+  if (process.env.LK_CONSOLE) await page.evaluate(() => window.LK.setLogLevel("debug"));
   return page;
 }
 
@@ -258,7 +261,12 @@ function joinRoom(page, url, token, options = {}) {
     async ({ url, token, options }) => {
       const { Room, RoomEvent } = window.LK;
       const log = (window.log = { states: [], transcriptions: [], agents: [], subscribed: [] });
-      const room = (window.room = new Room(options));
+      // What is said before the agent is there is recorded and sent to it once it is (a byte
+      // stream on lk.agent.pre-connect-audio-buffer). In 2.23.0 only `publishDefaults` (or
+      // the capture options) turn this on: setTrackEnabled merges publishDefaults with the
+      // capture options, so `preConnectBuffer` in setMicrophoneEnabled's publish options
+      // is ignored.
+      const room = (window.room = new Room({ publishDefaults: { preConnectBuffer: true }, ...options }));
       const noteState = (participant) => {
         const state = participant.attributes?.["lk.agent.state"];
         if (state && log.states.at(-1) !== state) log.states.push(state);
@@ -358,6 +366,10 @@ test("livekit-client joins, hears the agent, chats, and is heard", async (t) => 
   );
   assert.ok(uplink.bytes > 0);
   t.diagnostic(`uplink: ${JSON.stringify(uplink)}`);
+  const preconnect = await until(async () => (await stats(room))?.visitor.preconnect_bytes, {
+    message: "the pre-connect audio at the agent",
+  });
+  t.diagnostic(`pre-connect audio: ${preconnect} bytes`);
 
   // Muting is signalled, and what still arrives is silence (or nothing).
   await page.evaluate(() => window.room.localParticipant.setMicrophoneEnabled(false));

@@ -70,6 +70,8 @@ struct Stats {
     /// packet does not hide.
     levels: VecDeque<(Instant, u8)>,
     muted: bool,
+    /// Bytes of the microphone audio the client recorded before the agent was there.
+    preconnect_bytes: u64,
     chats: Vec<String>,
     agent_state: Option<&'static str>,
     speaking: bool,
@@ -121,6 +123,7 @@ impl RoomStats {
                         "level_dbov_recent": level,
                         "muted": stats.muted,
                     },
+                    "preconnect_bytes": stats.preconnect_bytes,
                     "chats": stats.chats,
                 },
                 "agent": {

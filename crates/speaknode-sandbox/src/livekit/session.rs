@@ -35,7 +35,7 @@ use webrtc::{
 use super::{
     RoomStats, media,
     signal::{self, Visitor},
-    streams::{self, Assembler, Transcription},
+    streams::{self, Assembler, Taken, Transcription},
 };
 use crate::{
     AppState,
@@ -190,6 +190,10 @@ struct Session {
     /// Set once the agent's track has been negotiated and the subscriber connection is up.
     voice_ready: watch::Sender<bool>,
     visitor_track: Option<String>,
+    /// The visitor's microphone has reached the stand-in.
+    microphone_flowing: bool,
+    /// `track_subscribed` has gone out for the microphone.
+    agent_subscribed: bool,
     assembler: Assembler,
 }
 
@@ -279,6 +283,8 @@ impl Session {
             speech,
             voice_ready,
             visitor_track: None,
+            microphone_flowing: false,
+            agent_subscribed: false,
             assembler: Assembler::default(),
         })
     }
@@ -409,6 +415,24 @@ impl Session {
 
     /// The agent joins a session already under way: it appears, then the subscriber
     /// connection is renegotiated to carry its voice.
+    /// Tells the client that the agent has subscribed to the microphone, once the agent is
+    /// in the room and the microphone's packets arrive, as LiveKit does when an agent
+    /// subscribes. It ends the client's pre-connect recording, which the client then sends
+    /// the agent: said any earlier, there would be nothing recorded.
+    fn agent_hears(&mut self) {
+        if self.agent_subscribed || !self.agent_joined || !self.microphone_flowing {
+            return;
+        }
+        if let Some(sid) = &self.visitor_track {
+            self.agent_subscribed = true;
+            self.send(signal_response::Message::TrackSubscribed(
+                proto::TrackSubscribed {
+                    track_sid: sid.clone(),
+                },
+            ));
+        }
+    }
+
     async fn agent_joins(&mut self) -> webrtc::error::Result<()> {
         self.add_agent_track().await?;
         self.send(signal_response::Message::Update(proto::ParticipantUpdate {
@@ -421,6 +445,7 @@ impl Session {
             self.offer().await?;
         }
         self.agent.set_state("listening");
+        self.agent_hears();
         Ok(())
     }
 
@@ -589,24 +614,22 @@ impl Session {
     async fn on_internal(&mut self, internal: Internal) {
         match internal {
             Internal::FirstPacket => {
-                // Ends the client's pre-connect recording: the agent now hears the mic.
-                if let Some(sid) = &self.visitor_track {
-                    self.send(signal_response::Message::TrackSubscribed(
-                        proto::TrackSubscribed {
-                            track_sid: sid.clone(),
-                        },
-                    ));
-                }
+                self.microphone_flowing = true;
+                self.agent_hears();
             }
             Internal::Data(bytes) => {
                 let Ok(packet) = proto::DataPacket::decode(bytes.freeze()) else {
                     return;
                 };
-                let Some(received) = self.assembler.take(packet) else {
-                    return;
-                };
-                if received.topic == streams::CHAT {
-                    self.on_chat(received.text).await;
+                match self.assembler.take(packet) {
+                    Some(Taken::Text(received)) if received.topic == streams::CHAT => {
+                        self.on_chat(received.text).await;
+                    }
+                    Some(Taken::Bytes { topic, length }) if topic == streams::PRE_CONNECT_AUDIO => {
+                        self.stats
+                            .update(|stats| stats.preconnect_bytes += length as u64);
+                    }
+                    _ => {}
                 }
             }
         }

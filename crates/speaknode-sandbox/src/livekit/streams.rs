@@ -103,6 +103,10 @@ pub(crate) fn words(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// The topic of the microphone audio recorded before the agent joined, sent to it as a
+/// byte stream.
+pub(crate) const PRE_CONNECT_AUDIO: &str = "lk.agent.pre-connect-audio-buffer";
+
 /// A text stream that has arrived in full.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Received {
@@ -111,7 +115,16 @@ pub(crate) struct Received {
     pub(crate) text: String,
 }
 
-/// Reassembles incoming text streams from their data packets.
+/// What a data packet completes or adds to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// A text stream, in full.
+    Text(Received),
+    /// `length` more bytes of a byte stream on `topic`; byte streams are counted, not kept.
+    Bytes { topic: String, length: usize },
+}
+
+/// Reassembles incoming text streams from their data packets, and counts byte streams.
 #[derive(Default)]
 pub(crate) struct Assembler {
     open: HashMap<String, Open>,
@@ -120,32 +133,49 @@ pub(crate) struct Assembler {
 struct Open {
     topic: String,
     sender: String,
-    chunks: Vec<(u64, Vec<u8>)>,
+    /// `None` for a byte stream.
+    chunks: Option<Vec<(u64, Vec<u8>)>>,
 }
 
-/// Streams a client may leave open (a tab that closes mid-message): more are dropped
-/// oldest-unknown, so a misbehaving client cannot grow this without bound.
+/// Streams a client may leave open (a tab that closes mid-message): past this many, all
+/// open ones are dropped, so a misbehaving client cannot grow the map without bound.
 const MAX_OPEN: usize = 64;
 
 impl Assembler {
-    /// Takes one data packet; returns the stream it completes, if any.
-    pub(crate) fn take(&mut self, packet: proto::DataPacket) -> Option<Received> {
+    /// Takes one data packet; returns what it completes or adds, if anything.
+    pub(crate) fn take(&mut self, packet: proto::DataPacket) -> Option<Taken> {
         let sender = packet.participant_identity;
         match packet.value? {
             Value::StreamHeader(header) => {
-                let text = header.content_header.as_ref().is_some_and(|content| {
-                    matches!(content, data_stream::header::ContentHeader::TextHeader(_))
-                });
+                let text = match header.content_header.as_ref()? {
+                    data_stream::header::ContentHeader::TextHeader(_) => true,
+                    data_stream::header::ContentHeader::ByteHeader(_) => false,
+                };
                 if !text {
-                    return None;
+                    if self.open.len() >= MAX_OPEN {
+                        self.open.clear();
+                    }
+                    let length = header.inline_content.as_ref().map_or(0, Vec::len);
+                    self.open.insert(
+                        header.stream_id,
+                        Open {
+                            topic: header.topic.clone(),
+                            sender,
+                            chunks: None,
+                        },
+                    );
+                    return (length > 0).then_some(Taken::Bytes {
+                        topic: header.topic,
+                        length,
+                    });
                 }
                 // Small messages may come whole in the header, with no chunks or trailer.
                 if let Some(content) = header.inline_content {
-                    return Some(Received {
+                    return Some(Taken::Text(Received {
                         topic: header.topic,
                         sender,
                         text: String::from_utf8_lossy(&content).into_owned(),
-                    });
+                    }));
                 }
                 if self.open.len() >= MAX_OPEN {
                     self.open.clear();
@@ -155,26 +185,34 @@ impl Assembler {
                     Open {
                         topic: header.topic,
                         sender,
-                        chunks: Vec::new(),
+                        chunks: Some(Vec::new()),
                     },
                 );
                 None
             }
             Value::StreamChunk(chunk) => {
-                if let Some(open) = self.open.get_mut(&chunk.stream_id) {
-                    open.chunks.push((chunk.chunk_index, chunk.content));
+                let open = self.open.get_mut(&chunk.stream_id)?;
+                match &mut open.chunks {
+                    Some(chunks) => {
+                        chunks.push((chunk.chunk_index, chunk.content));
+                        None
+                    }
+                    None => Some(Taken::Bytes {
+                        topic: open.topic.clone(),
+                        length: chunk.content.len(),
+                    }),
                 }
-                None
             }
             Value::StreamTrailer(trailer) => {
-                let mut open = self.open.remove(&trailer.stream_id)?;
-                open.chunks.sort_by_key(|(index, _)| *index);
-                let bytes: Vec<u8> = open.chunks.into_iter().flat_map(|(_, c)| c).collect();
-                Some(Received {
+                let open = self.open.remove(&trailer.stream_id)?;
+                let mut chunks = open.chunks?;
+                chunks.sort_by_key(|(index, _)| *index);
+                let bytes: Vec<u8> = chunks.into_iter().flat_map(|(_, c)| c).collect();
+                Some(Taken::Text(Received {
                     topic: open.topic,
                     sender: open.sender,
                     text: String::from_utf8_lossy(&bytes).into_owned(),
-                })
+                }))
             }
             _ => None,
         }
@@ -233,11 +271,11 @@ mod tests {
         }
         assert_eq!(
             done,
-            Some(Received {
+            Some(Taken::Text(Received {
                 topic: "lk.transcription".into(),
                 sender: "agent-1".into(),
                 text: "Hi, how are you?".into(),
-            })
+            }))
         );
         let Some(Value::StreamTrailer(trailer)) = decode(frames.last().expect("trailer")).value
         else {
@@ -267,7 +305,9 @@ mod tests {
             })),
             ..Default::default()
         };
-        let received = Assembler::default().take(header).expect("complete");
+        let Some(Taken::Text(received)) = Assembler::default().take(header) else {
+            panic!("not complete");
+        };
         assert_eq!(received.text, "hello");
         assert_eq!(received.sender, "visitor-1");
     }
@@ -284,9 +324,43 @@ mod tests {
         assert_eq!(take(stream.header()), None);
         assert_eq!(take(stream.chunk(1, "world")), None);
         assert_eq!(take(stream.chunk(0, "hello ")), None);
+        let Some(Taken::Text(received)) = take(stream.trailer()) else {
+            panic!("not complete");
+        };
+        assert_eq!(received.text, "hello world");
+    }
+
+    #[test]
+    fn byte_streams_are_counted_chunk_by_chunk_and_never_taken_for_text() {
+        let mut assembler = Assembler::default();
+        let header = Value::StreamHeader(data_stream::Header {
+            stream_id: "b1".into(),
+            topic: PRE_CONNECT_AUDIO.into(),
+            content_header: Some(data_stream::header::ContentHeader::ByteHeader(
+                data_stream::ByteHeader {
+                    name: "preconnect-buffer".into(),
+                },
+            )),
+            ..Default::default()
+        });
+        let mut take = |value| assembler.take(decode(&packet("v", "PA_v", value)));
+        assert_eq!(take(header), None);
+        let chunk = Value::StreamChunk(data_stream::Chunk {
+            stream_id: "b1".into(),
+            content: vec![0; 300],
+            ..Default::default()
+        });
         assert_eq!(
-            take(stream.trailer()).map(|r| r.text).as_deref(),
-            Some("hello world")
+            take(chunk),
+            Some(Taken::Bytes {
+                topic: PRE_CONNECT_AUDIO.into(),
+                length: 300
+            })
         );
+        let trailer = Value::StreamTrailer(data_stream::Trailer {
+            stream_id: "b1".into(),
+            ..Default::default()
+        });
+        assert_eq!(take(trailer), None);
     }
 }
