@@ -1,6 +1,7 @@
 //! A LiveKit stand-in for web conversations: the v0 `/rtc` signalling WebSocket, two peer
 //! connections per visitor, and a fake agent that joins the conversation's room, speaks its
 //! turns as a tone with `lk.transcription` text streams, and hears `lk.chat` messages.
+//! `token` mints the join tokens web conversations hand out and verifies them here.
 //!
 //! Only what livekit-client 2.23 needs for one visitor and one agent is served; see
 //! `docs/design/voice-plan.md` §1.5–1.7 for the order of messages and why each is there.
