@@ -411,6 +411,30 @@ test("livekit-client joins, hears the agent, chats, and is heard", async (t) => 
   const afterChat = states.slice(states.lastIndexOf("thinking"));
   assert.deepEqual(afterChat, ["thinking", "speaking", "listening"]);
 
+  // A network failure: the stand-in drops the visitor with no leave and refuses it for a
+  // second; the client reconnects in full and finds the same agent.
+  await page.evaluate(() => {
+    const { RoomEvent } = window.LK;
+    window.log.reconnect = [];
+    window.room.on(RoomEvent.Reconnecting, () => window.log.reconnect.push("reconnecting"));
+    window.room.on(RoomEvent.Reconnected, () => window.log.reconnect.push("reconnected"));
+  });
+  const severed = await fetch(`${sandboxUrl}/__sandbox/livekit/rooms/${room}/sever`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ refuse_ms: 1000 }),
+  });
+  assert.equal(severed.status, 204);
+  await until(() => page.evaluate(() => window.log.reconnect.join() === "reconnecting,reconnected"), {
+    message: "reconnected after the network failure",
+    timeout: 30_000,
+  });
+  const after = await page.evaluate(() => ({
+    state: window.room.state,
+    agents: [...window.room.remoteParticipants.values()].map((p) => p.identity),
+  }));
+  assert.deepEqual(after, { state: "connected", agents: [agents[0].identity] });
+
   // The conversation ends: the stand-in sends leave, and the client disconnects.
   await fetch(`${sandboxUrl}/__sandbox/conversations/${conversation.id}/end`, { method: "POST" });
   await until(() => page.evaluate(() => window.room.state === "disconnected"), { message: "disconnected after the end" });

@@ -20,21 +20,24 @@ use std::{
 
 use axum::{
     Json, Router,
+    body::Bytes,
+    extract::rejection::BytesRejection,
     extract::{
         Path, Query, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde::Deserialize;
+use tokio::sync::watch;
 use tower_http::set_header::SetResponseHeaderLayer;
 use uuid::Uuid;
 
 use signal::Visitor;
 
-use crate::{AppState, error::Error};
+use crate::{AppState, api::json_body, error::Error, model::random_hex};
 
 /// The stand-in's shared state: each room's statistics.
 #[derive(Clone, Default)]
@@ -58,9 +61,42 @@ impl LiveKit {
     }
 }
 
-/// What tests can see of a room (`GET /__sandbox/livekit/rooms/{room}`).
-#[derive(Default)]
-pub(crate) struct RoomStats(Mutex<Stats>);
+/// A room as the stand-in keeps it across its visitor's sessions: the ids every session
+/// uses, what tests can see (`GET /__sandbox/livekit/rooms/{room}`), and the admin's
+/// severing.
+pub(crate) struct RoomStats {
+    stats: Mutex<Stats>,
+    /// The same in every session, so that a visitor who rejoins meets the same agent.
+    pub(crate) ids: RoomIds,
+    /// Raised by `sever`: open sessions end as if the network had failed.
+    severed: watch::Sender<u64>,
+    /// Until when `sever` refuses new sessions.
+    refuse_until: Mutex<Option<Instant>>,
+}
+
+/// LiveKit's ids of a room and of its agent.
+pub(crate) struct RoomIds {
+    pub(crate) room_sid: String,
+    pub(crate) agent_sid: String,
+    pub(crate) agent_identity: String,
+    pub(crate) agent_track_sid: String,
+}
+
+impl Default for RoomStats {
+    fn default() -> Self {
+        Self {
+            stats: Mutex::default(),
+            ids: RoomIds {
+                room_sid: format!("RM_{}", random_hex(12)),
+                agent_sid: format!("PA_{}", random_hex(12)),
+                agent_identity: format!("agent-{}", random_hex(12)),
+                agent_track_sid: format!("TR_{}", random_hex(12)),
+            },
+            severed: watch::Sender::new(0),
+            refuse_until: Mutex::new(None),
+        }
+    }
+}
 
 #[derive(Default)]
 struct Stats {
@@ -83,7 +119,28 @@ const RECENT: Duration = Duration::from_millis(500);
 
 impl RoomStats {
     fn update<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Changes each time the room is severed.
+    pub(crate) fn severed(&self) -> watch::Receiver<u64> {
+        self.severed.subscribe()
+    }
+
+    /// Ends the room's sessions without a leave, and refuses new ones for `refuse`.
+    fn sever(&self, refuse: Duration) {
+        *self
+            .refuse_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + refuse);
+        self.severed.send_modify(|generation| *generation += 1);
+    }
+
+    fn refusing(&self) -> bool {
+        self.refuse_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// One RTP packet from the visitor, `bytes` long, with its level if it has one.
@@ -153,7 +210,9 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// The admin route, relative to the admin prefix.
 pub(crate) fn admin_router() -> Router<AppState> {
-    Router::new().route("/livekit/rooms/{room}", get(room_stats))
+    Router::new()
+        .route("/livekit/rooms/{room}", get(room_stats))
+        .route("/livekit/rooms/{room}/sever", post(sever))
 }
 
 /// `/rtc/v1` (single peer connection) is not served: a 404 without the "room does not
@@ -194,6 +253,19 @@ fn admit(
     let (claims, room) = state
         .admit_to_room(token)
         .map_err(|refused| (refused.status(), refused.to_string()))?;
+    // A severed room stays unreachable for a while, as after a network failure; a 5xx is
+    // what makes the client keep retrying rather than give up as refused.
+    if state
+        .0
+        .livekit
+        .existing_room(&claims.room)
+        .is_some_and(|room| room.refusing())
+    {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "room unavailable".to_owned(),
+        ));
+    }
     Ok(Joining {
         grant: Visitor {
             identity: claims.identity,
@@ -247,6 +319,31 @@ async fn rtc(
         ))
         .await;
     })
+}
+
+/// `POST /__sandbox/livekit/rooms/{room}/sever` with `{"refuse_ms": n}` (optional): the
+/// visitor's sessions end at once with no leave and no close frame, and new ones are
+/// refused (`503`) for `refuse_ms`, so that the client goes through its reconnection.
+async fn sever(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, Error> {
+    let refuse_ms = match body {
+        Ok(bytes) if bytes.is_empty() => 0,
+        body => json_body(&headers, body)?
+            .get("refuse_ms")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0),
+    };
+    let stats = state
+        .0
+        .livekit
+        .existing_room(&room)
+        .ok_or_else(|| Error::NotFound(format!("Room '{room}' has had no visitor.")))?;
+    stats.sever(Duration::from_millis(refuse_ms));
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /__sandbox/livekit/rooms/{room}`: the room's statistics.

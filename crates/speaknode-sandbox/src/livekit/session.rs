@@ -81,6 +81,8 @@ pub(crate) async fn run(
     let (out, mut outgoing) = mpsc::unbounded_channel();
     let (internal, mut internals) = mpsc::unbounded_channel();
     let mut events = state.0.store.events().subscribe();
+    let mut severed = stats.severed();
+    let mut dropped = false;
     let mut session = match Session::start(
         state.clone(),
         conversation,
@@ -145,6 +147,10 @@ pub(crate) async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
+            Ok(()) = severed.changed() => {
+                dropped = true;
+                break;
+            }
             () = stop.cancelled() => break,
             () = state.0.shutdown.cancelled() => break,
         }
@@ -155,7 +161,9 @@ pub(crate) async fn run(
         stats.speaking = false;
     });
     session.close().await;
-    let _ = socket.send(Message::Close(None)).await;
+    if !dropped {
+        let _ = socket.send(Message::Close(None)).await;
+    }
 }
 
 struct Session {
@@ -244,10 +252,10 @@ impl Session {
             .map(|conversation| conversation.agent_title)
             .unwrap_or_default();
         let agent = Arc::new(Agent {
-            sid: format!("PA_{}", random_hex(12)),
-            identity: format!("agent-{}", random_hex(12)),
+            sid: stats.ids.agent_sid.clone(),
+            identity: stats.ids.agent_identity.clone(),
             name: agent_name,
-            track_sid: format!("TR_{}", random_hex(12)),
+            track_sid: stats.ids.agent_track_sid.clone(),
             version: AtomicU32::new(0),
             state: Mutex::new("initializing"),
             speaking: AtomicBool::new(false),
@@ -261,8 +269,8 @@ impl Session {
             state,
             conversation,
             grant,
+            room_sid: stats.ids.room_sid.clone(),
             stats,
-            room_sid: format!("RM_{}", random_hex(12)),
             visitor_sid: format!("PA_{}", random_hex(12)),
             out,
             internal,
