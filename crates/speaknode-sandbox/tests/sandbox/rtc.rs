@@ -603,3 +603,60 @@ async fn a_webrtc_client_gets_the_agents_voice_and_greeting_and_its_chat_is_answ
     );
     assert_eq!(stats["visitor"]["connected"], true);
 }
+
+#[tokio::test]
+async fn a_severed_room_drops_its_visitor_without_a_leave_and_refuses_it_for_a_while() {
+    let sandbox = Sandbox::start(config(20)).await;
+    let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
+    let url = sandbox
+        .url(&format!("/rtc?access_token={join}"))
+        .replacen("http", "ws", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("the upgrade");
+    assert!(matches!(
+        next_response(&mut socket).await,
+        signal_response::Message::Join(_)
+    ));
+
+    let severed = sandbox
+        .admin(
+            Method::POST,
+            &format!("/__sandbox/livekit/rooms/{room}/sever"),
+            Some(&serde_json::json!({ "refuse_ms": 60_000 })),
+        )
+        .await;
+    assert_eq!(severed.status(), StatusCode::NO_CONTENT);
+    // Whatever was still queued may arrive, but no leave and no close frame.
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("the socket ends in time")
+        {
+            Some(Ok(Message::Binary(bytes))) => {
+                let response = proto::SignalResponse::decode(bytes).expect("a SignalResponse");
+                assert!(
+                    !matches!(response.message, Some(signal_response::Message::Leave(_))),
+                    "a severed session says nothing"
+                );
+            }
+            Some(Ok(Message::Close(frame))) => panic!("a close frame: {frame:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+
+    let (status, _, body) = get(&sandbox, &format!("/rtc/validate?access_token={join}")).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "room unavailable")
+    );
+    let unknown = sandbox
+        .admin(
+            Method::POST,
+            "/__sandbox/livekit/rooms/web-00000000000000000000000000000000/sever",
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
