@@ -34,6 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/faults",
             get(get_faults).put(put_faults).delete(delete_faults),
         )
+        .merge(crate::livekit::admin_router())
 }
 
 /// The conversation a path names, and its space; unknown or malformed ids are a 404.

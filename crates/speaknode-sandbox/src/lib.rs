@@ -90,6 +90,7 @@ struct Inner {
     faults: Faults,
     hub: hub::Hub,
     webhooks: webhooks::Webhooks,
+    livekit: livekit::LiveKit,
     /// Where web conversations' visitors join, `live_kit_url`.
     livekit_url: String,
     /// Signs the join tokens of web conversations; the stand-in verifies with it.
@@ -143,6 +144,7 @@ impl AppState {
             agents: agent::Runner::new(store.clone(), config.timing, scenarios),
             hub: hub::Hub::new(config.hub, shutdown.child_token()),
             webhooks: webhooks::Webhooks::start(&config, store.events(), shutdown.child_token())?,
+            livekit: livekit::LiveKit::default(),
             shutdown,
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
@@ -332,7 +334,8 @@ pub fn router(state: AppState) -> Router {
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
         .nest("/api/v1", api::router())
-        .merge(hub::router());
+        .merge(hub::router())
+        .merge(livekit::router());
     if state.0.config.admin_enabled {
         // Unmounted unless enabled, so that a sandbox reachable by others cannot be steered.
         router = router.nest(admin::PREFIX, admin::router());

@@ -14,6 +14,7 @@ mod livekit;
 mod login;
 mod ratelimit;
 mod refresh;
+mod rtc;
 mod scenarios;
 mod signalr;
 mod support;
