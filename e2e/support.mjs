@@ -23,8 +23,16 @@ export const AGENT_ID = env("SN_AGENT_ID");
 export const GREETING = env("SN_GREETING");
 export const SECOND_AGENT_ID = env("SN_SECOND_AGENT_ID");
 export const SECOND_GREETING = env("SN_SECOND_GREETING");
-/** The Content-Security-Policy the README promises the widget works under. */
-export const STRICT_CSP = `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ${BFF_URL}`;
+/** The sandbox's LiveKit stand-in (`ws://…`), and the secret it signs join tokens with (API key `devkey`). */
+export const LIVEKIT_URL = env("SN_LIVEKIT_URL");
+export const LIVEKIT_SECRET = env("SN_LIVEKIT_SECRET");
+/** The LiveKit server's origin over HTTP(S): livekit-client fetches `/rtc/validate` there. */
+export const LIVEKIT_HTTP_URL = LIVEKIT_URL.replace(/^ws(s?):/, "http$1:");
+/**
+ * The Content-Security-Policy the README promises the widget works under; the same string as
+ * xtask's `strict_csp` (xtask/src/stack.rs).
+ */
+export const STRICT_CSP = `default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ${BFF_URL} ${LIVEKIT_URL} ${LIVEKIT_HTTP_URL}`;
 
 /** Chromium flags for a quiet, sandbox-less headless run on a closed network. */
 export const CHROMIUM_ARGS = [

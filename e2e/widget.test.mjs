@@ -4,7 +4,7 @@
 // stack on free ports and passes its addresses in SN_* variables (e2e/support.mjs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BFF_URL, CLIENT_SECRET, GREETING, HOST_URL, ISSUER, jwts, launcher, openPage, useBrowser, waitForGreeting } from "./support.mjs";
+import { BFF_URL, CLIENT_SECRET, GREETING, HOST_URL, ISSUER, LIVEKIT_SECRET, jwts, launcher, openPage, useBrowser, waitForGreeting } from "./support.mjs";
 
 useBrowser();
 
@@ -36,6 +36,7 @@ test("a visitor opens the widget and the agent greets them", async () => {
   for (const record of records) {
     const everything = [record.url, JSON.stringify(record.headers), record.body].join("\n");
     assert.ok(!everything.includes(CLIENT_SECRET), `client secret leaked in ${record.url}`);
+    assert.ok(!everything.includes(LIVEKIT_SECRET), `the LiveKit API secret leaked in ${record.url}`);
     for (const { token, payload } of jwts(everything)) {
       assert.notEqual(payload?.iss, ISSUER, `an upstream access token leaked in ${record.url}: ${token.slice(0, 16)}…`);
     }

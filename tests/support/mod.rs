@@ -220,6 +220,7 @@ impl Backend for ScriptedBackend {
         let grant = TokenGrant {
             token: fresh,
             expires_at: self.clock.get() + *self.renew_secs.borrow(),
+            voice: None,
         };
         Box::pin(async move { Ok(grant) })
     }

@@ -138,6 +138,10 @@ fn demo() -> anyhow::Result<()> {
             "  Sandbox    {}   (issuer {})",
             stack.sandbox_url, stack.issuer
         );
+        println!(
+            "  LiveKit    {}   (API key devkey, secret {})",
+            stack.livekit_url, stack.livekit_secret
+        );
         println!("  trunk serve in another terminal also works: its /bff/ proxy reaches this BFF.");
         println!();
         println!("  Press Ctrl-C to stop.");
@@ -312,6 +316,8 @@ fn with_stack_env(mut node: Command, tools: &Tools, stack: &Stack) -> Command {
         .env("SN_SANDBOX_URL", &stack.sandbox_url)
         .env("SN_ISSUER", &stack.issuer)
         .env("SN_CLIENT_SECRET", &stack.client_secret)
+        .env("SN_LIVEKIT_URL", &stack.livekit_url)
+        .env("SN_LIVEKIT_SECRET", &stack.livekit_secret)
         .env("SN_AGENT_ID", stack::DEMO_AGENT_ID)
         .env("SN_GREETING", &stack.greeting)
         .env("SN_SECOND_AGENT_ID", stack::SECOND_AGENT_ID)

@@ -72,6 +72,12 @@ pub struct Stack {
     pub issuer: String,
     /// The BFF's upstream client secret, so tests can prove it never reaches the browser.
     pub client_secret: String,
+    /// The sandbox's LiveKit stand-in, `ws://127.0.0.1:{sandbox port}` (it shares the
+    /// sandbox's listener).
+    pub livekit_url: String,
+    /// The LiveKit API secret the sandbox signs join tokens with (API key `devkey`), so
+    /// conformance tests can mint tokens of their own, bad ones included.
+    pub livekit_secret: String,
     /// What the demo agent says first.
     pub greeting: String,
     /// What the second agent says first.
@@ -105,12 +111,16 @@ impl Stack {
         let bff_url = url(&bff)?;
         let issuer = format!("{sandbox_url}/realms/speaknode");
         let client_secret = random_secret();
+        let livekit_secret = random_secret();
+        let livekit_url = sandbox_url.replacen("http://", "ws://", 1);
 
         // The sandbox's own demo configuration (Ava and Max, a scenario, tools), with this
         // run's secret.
         let mut sandbox_config =
             speaknode_sandbox::Config::demo(SecretString::from(client_secret.clone()));
         sandbox_config.admin_enabled = profile == Profile::Browser;
+        sandbox_config.livekit.api_secret = Some(SecretString::from(livekit_secret.clone()));
+        sandbox_config.livekit.url = Some(livekit_url.clone());
         let greeting_of = |id: &str| {
             sandbox_config
                 .agents
@@ -142,7 +152,12 @@ impl Stack {
             bff_config,
             until_stopped(),
         )));
-        let page = HostPage::new(dist, &crate::project_root().join("e2e/pages"), &bff_url)?;
+        let page = HostPage::new(
+            dist,
+            &crate::project_root().join("e2e/pages"),
+            &bff_url,
+            &livekit_url,
+        )?;
         let shutdown = until_stopped();
         tasks.push(tokio::spawn(async move {
             axum::serve(host, page.router())
@@ -157,6 +172,8 @@ impl Stack {
             sandbox_url,
             issuer,
             client_secret,
+            livekit_url,
+            livekit_secret,
             greeting,
             second_greeting,
             stop,
@@ -266,7 +283,8 @@ global = { per_minute = 6000, burst = 1000 }
 
 /// Serves the built widget, its demo page and the end-to-end tests' fixture pages
 /// (`e2e/pages/`, under `/fixtures/`), with the pages pointed at this run's BFF and the strict
-/// Content-Security-Policy the README promises the widget works under on every response.
+/// Content-Security-Policy the README promises the widget works under on every response:
+/// the BFF and the LiveKit server are the only other origins it may connect to.
 #[derive(Clone)]
 struct HostPage {
     dist: PathBuf,
@@ -277,16 +295,14 @@ struct HostPage {
 }
 
 impl HostPage {
-    fn new(dist: &Path, fixtures: &Path, bff_url: &str) -> anyhow::Result<Self> {
+    fn new(dist: &Path, fixtures: &Path, bff_url: &str, livekit_url: &str) -> anyhow::Result<Self> {
         let index = std::fs::read_to_string(dist.join("index.html"))
             .with_context(|| format!("no widget build in {}", dist.display()))?
             .replace(
                 r#"data-session-url="/bff/""#,
                 &format!(r#"data-session-url="{bff_url}""#),
             );
-        let csp = HeaderValue::from_str(&format!(
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' {bff_url}"
-        ))?;
+        let csp = HeaderValue::from_str(&strict_csp(bff_url, livekit_url))?;
         Ok(Self {
             dist: dist.to_owned(),
             fixtures: fixtures.to_owned(),
@@ -337,6 +353,23 @@ impl HostPage {
     }
 }
 
+/// The README's strict policy for a page whose BFF is `bff_url` and whose LiveKit server is
+/// `livekit_url`. LiveKit needs its origin twice: the signalling WebSocket (`ws:`/`wss:`)
+/// and the client's `fetch` of `/rtc/validate` over HTTP(S) after a failed connect.
+/// e2e/support.mjs's `STRICT_CSP` must stay the same string.
+fn strict_csp(bff_url: &str, livekit_url: &str) -> String {
+    let livekit_ws = livekit_url.trim_end_matches('/');
+    let livekit_http = match livekit_ws.split_once("://") {
+        Some(("wss", rest)) => format!("https://{rest}"),
+        Some((_, rest)) => format!("http://{rest}"),
+        None => livekit_ws.to_owned(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+         connect-src 'self' {bff_url} {livekit_ws} {livekit_http}"
+    )
+}
+
 async fn index(State(page): State<HostPage>) -> impl IntoResponse {
     Html(page.index)
 }
@@ -376,6 +409,20 @@ mod tests {
         assert!(
             text.contains(DEMO_AGENT_ID) && !text.contains("{{"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_strict_csp_allows_the_bff_and_both_livekit_origins_only() {
+        assert_eq!(
+            strict_csp("http://127.0.0.1:9", "ws://127.0.0.1:7"),
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+             connect-src 'self' http://127.0.0.1:9 ws://127.0.0.1:7 http://127.0.0.1:7"
+        );
+        let csp = strict_csp("https://bff.example", "wss://lk.example/");
+        assert!(
+            csp.ends_with("https://bff.example wss://lk.example https://lk.example"),
+            "{csp}"
         );
     }
 

@@ -127,6 +127,11 @@ pub struct TokenGrant {
     pub token: String,
     /// When the new token stops being accepted, in seconds since the Unix epoch.
     pub expires_at: u64,
+    /// A fresh LiveKit join offer for the same room and participant, when the platform
+    /// offers voice: join tokens live minutes, so a widget that must (re)join the room
+    /// later gets a new one here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<VoiceGrant>,
 }
 
 /// A conversation as a visitor may see it: no phone numbers, internal ids or tool calls.
@@ -397,6 +402,26 @@ mod tests {
         assert!(value.get("voice").is_none());
         let back: StartedConversation = serde_json::from_value(value).expect("old shape parses");
         assert_eq!(back, started);
+    }
+
+    #[test]
+    fn a_renewal_carries_voice_only_when_offered() {
+        let plain: TokenGrant =
+            serde_json::from_str(r#"{"token":"t","expires_at":1}"#).expect("old shape parses");
+        assert_eq!(plain.voice, None);
+        let value = serde_json::to_value(&plain).expect("serialises");
+        assert!(value.get("voice").is_none());
+        let with_voice = TokenGrant {
+            voice: Some(VoiceGrant {
+                url: "wss://livekit.example".into(),
+                token: "j".into(),
+            }),
+            ..plain
+        };
+        let value = serde_json::to_value(&with_voice).expect("serialises");
+        assert_eq!(value["voice"]["url"], "wss://livekit.example");
+        let back: TokenGrant = serde_json::from_value(value).expect("parses");
+        assert_eq!(back, with_voice);
     }
 
     #[test]

@@ -200,6 +200,9 @@ pub(crate) struct TokenGrantDoc {
     token: String,
     /// When the new token stops being accepted, in seconds since the Unix epoch.
     expires_at: u64,
+    /// Present when the platform offers voice: a fresh join token for the same room and
+    /// participant.
+    voice: Option<VoiceGrantDoc>,
 }
 
 /// A conversation as a visitor may see it.
@@ -436,6 +439,7 @@ mod tests {
                 keys(&api::TokenGrant {
                     token: "t".into(),
                     expires_at: 1,
+                    voice: Some(voice.clone()),
                 }),
             ),
             ("ConversationView", keys(&view)),

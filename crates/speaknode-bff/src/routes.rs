@@ -287,7 +287,9 @@ async fn get_conversation(
 ///
 /// Trades a valid token bound to a running conversation for a fresh one. Renewal ends with
 /// the conversation, so a token copied from a page is useful at most until the
-/// conversation is over plus one token lifetime.
+/// conversation is over plus one token lifetime. When the platform offers voice, `voice`
+/// carries a fresh LiveKit join token for the same room, checked as at the start; a token
+/// that fails a check fails the renewal with 502.
 #[utoipa::path(
     post, path = "/v1/conversations/{id}/token", tag = TAG_WIDGET,
     security(("widget_token" = [])),
@@ -317,6 +319,9 @@ async fn renew_token(
     if conversation.is_final() || !app.allows(&claims.agent_id, &claims.origin) {
         return Err(AppError::Forbidden);
     }
+    // The read above carries a join token minted for it; it gets the same checks as the
+    // one of the start, so renewing needs no second platform call.
+    let voice = app.upstream.voice(&conversation)?;
     let minted = app.mint(Grant {
         sub: claims.sub,
         agent_id: claims.agent_id,
@@ -327,6 +332,7 @@ async fn renew_token(
     Ok(Json(TokenGrant {
         token: minted.token,
         expires_at: minted.expires_at,
+        voice,
     }))
 }
 

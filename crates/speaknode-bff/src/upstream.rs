@@ -337,9 +337,18 @@ impl Upstream {
         let conversation: Conversation = self
             .call(Method::POST, &["conversations", "dispatch"], Some(&body))
             .await?;
-        let now = jsonwebtoken::get_current_timestamp();
-        let voice = conversation.voice(self.max_voice_token_ttl_secs, now)?;
+        let voice = self.voice(&conversation)?;
         Ok((conversation, voice))
+    }
+
+    /// The checked LiveKit join offer of `conversation` as read just now, under the BFF's
+    /// lifetime cap (see [`Conversation::voice`]).
+    pub(crate) fn voice(
+        &self,
+        conversation: &Conversation,
+    ) -> Result<Option<VoiceGrant>, UpstreamError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        conversation.voice(self.max_voice_token_ttl_secs, now)
     }
 
     /// `POST /api/v1/conversations/{id}/end`: the visitor hangs up. An ended conversation

@@ -424,13 +424,16 @@ async fn attack_18_an_ended_conversation_renews_no_token() {
     assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
     let body = started.json();
     assert!(
-        body.get("voice").is_none(),
-        "the sandbox offers no voice: {body}"
+        body["voice"]["token"].is_string(),
+        "the sandbox offers voice: {body}"
     );
     let id = body["conversation"]["id"].as_str().expect("an id");
     let token = body["token"].as_str().expect("a token");
     let renewed = stack.renew_token(token, id, Some(ORIGIN_A)).await;
     assert_eq!(renewed.status, StatusCode::OK, "{renewed:?}");
+    // While it runs, a renewal brings a fresh join offer; once it has ended, neither a
+    // widget token nor a join token is renewed.
+    assert!(renewed.json()["voice"]["token"].is_string(), "{renewed:?}");
 
     let ended = stack.end_conversation(token, id, Some(ORIGIN_A)).await;
     assert_eq!(ended.status, StatusCode::OK, "{ended:?}");

@@ -697,6 +697,68 @@ async fn a_running_conversation_renews_its_token_only_for_its_own_page() {
         .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+/// The sandbox mints real LiveKit join tokens now: the start and every renewal pass one
+/// on, for the conversation's own room and visitor, microphone only, and nothing of the
+/// BFF's or the platform's own credentials goes with it.
+#[tokio::test]
+async fn voice_offers_a_join_token_for_the_conversations_room_only() {
+    let stack = Stack::start().await;
+    let minting = stack.mint_token(ORIGIN_A, AGENT_A).await;
+    let started = stack.start_conversation(&minting, Some(ORIGIN_A)).await;
+    assert_eq!(started.status, StatusCode::CREATED, "{started:?}");
+    assert!(find_leak(&started.body, &stack.issuer).is_none());
+    let started: speaknode_api::StartedConversation =
+        serde_json::from_str(&started.body).expect("a started conversation");
+    let id = started.conversation.id.clone();
+    let room = format!("web-{}", id.replace('-', ""));
+    let voice = started.voice.expect("the sandbox offers voice");
+    assert!(voice.url.starts_with("ws://127.0.0.1:"), "{}", voice.url);
+    assert_eq!(voice.url, stack.state.livekit_url());
+
+    let check = |join: &str| {
+        assert_ne!(join, started.token, "not the widget token");
+        assert_ne!(join, minting, "not the minting token");
+        let claims = claims_of(join);
+        assert_ne!(claims["iss"], stack.issuer.as_str(), "not a platform token");
+        assert_ne!(claims["aud"], "speaknode-api", "not a platform token");
+        let verified = stack
+            .state
+            .verify_join_token(join)
+            .expect("LiveKit (the stand-in) accepts it");
+        assert_eq!(verified.room, room);
+        assert!(
+            verified.identity.starts_with("visitor-"),
+            "{}",
+            verified.identity
+        );
+        let permission = &verified.permission;
+        assert!(permission.can_subscribe && permission.can_publish_data);
+        assert_eq!(permission.can_publish_sources, ["microphone"]);
+        assert!(
+            verified.expires_at <= now() + 300,
+            "within the sandbox's TTL"
+        );
+        verified.identity
+    };
+    let identity = check(&voice.token);
+    let found = stack.state.livekit_room(&room).expect("the room is known");
+    assert_eq!(found.visitor_identity.as_deref(), Some(identity.as_str()));
+
+    // A renewal reads the conversation once and passes on the join token of that read:
+    // the same room and visitor.
+    let renewed = stack.renew_token(&started.token, &id, Some(ORIGIN_A)).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{renewed:?}");
+    let renewed: speaknode_api::TokenGrant =
+        serde_json::from_str(&renewed.body).expect("a token grant");
+    let voice = renewed.voice.expect("a renewal offers voice too");
+    assert_eq!(voice.url, stack.state.livekit_url());
+    assert_eq!(check(&voice.token), identity);
+
+    // The conversation's own reads never show a join token: only start and renewal do.
+    let view = stack.read_conversation(&renewed.token, &id).await;
+    assert!(!view.body.contains("live_kit") && !view.body.contains(&voice.token));
+}
+
 #[tokio::test]
 async fn a_visitor_ends_the_conversation_and_rates_it() {
     let stack = Stack::start().await;

@@ -34,6 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/faults",
             get(get_faults).put(put_faults).delete(delete_faults),
         )
+        .merge(crate::livekit::admin_router())
 }
 
 /// The conversation a path names, and its space; unknown or malformed ids are a 404.
@@ -100,7 +101,7 @@ async fn end(
                 status.name()
             ))
         })?;
-    Ok(Json(ended.seen_at(now)))
+    Ok(Json(state.shown(ended, now)))
 }
 
 /// `GET /__sandbox/faults`: the faults in force, with what is left of each burst.

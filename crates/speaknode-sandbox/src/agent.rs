@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::{
     config::Timing,
-    model::{Agent, Channel, Conversation, Role, Status, Timestamp, Turn, TurnMetrics, random_hex},
+    model::{
+        Agent, Conversation, Role, Status, Timestamp, Turn, TurnMetrics, random_hex, room_name,
+    },
     scenario::{Outcome, Response, Scenario},
     store::Store,
 };
@@ -56,12 +58,9 @@ pub(crate) fn apply(
     match step {
         Step::Dispatch => {
             conversation.status = Status::Dispatching;
-            let prefix = match conversation.channel {
-                Channel::Web => "web",
-                Channel::Phone => "call",
-            };
-            conversation.live_kit_room_name =
-                Some(format!("{prefix}-{}", conversation.id.simple()));
+            // A web conversation's room is named at creation; a call's when it is placed.
+            let room = room_name(conversation.channel, conversation.id);
+            conversation.live_kit_room_name.get_or_insert(room);
             conversation.live_kit_dispatch_id = Some(format!("AD_{}", random_hex(12)));
         }
         Step::Join => {
@@ -291,7 +290,7 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Kind;
+    use crate::model::{Channel, Kind};
 
     fn agent() -> Agent {
         let now = Timestamp::now();

@@ -79,7 +79,7 @@ async fn list_conversations(
         // Newest first; the id breaks ties so that pages never overlap or skip.
         matching.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         page.of(&matching, |conversation| {
-            Listed((*conversation).clone().seen_at(now))
+            Listed(state.shown((*conversation).clone(), now))
         })
     });
     Ok(Json(listed))
@@ -126,7 +126,7 @@ async fn get_conversation(
     Uuid::parse_str(&id)
         .ok()
         .and_then(|uuid| state.0.store.conversation(caller.space_id, uuid))
-        .map(|conversation| Json(conversation.seen_at(Timestamp::now())))
+        .map(|conversation| Json(state.shown(conversation, Timestamp::now())))
         .ok_or_else(|| Error::NotFound(format!("Conversation '{id}' was not found.")))
 }
 
@@ -158,7 +158,7 @@ async fn end_conversation(
             ))
         })?;
     tracing::info!(%uuid, "conversation ended by the caller");
-    Ok(Json(ended.seen_at(now)))
+    Ok(Json(state.shown(ended, now)))
 }
 
 /// `POST /api/v1/conversations/{id}/feedback`: the caller rates a conversation, in any
@@ -239,7 +239,8 @@ async fn dispatch(
             Error::Validation(BTreeMap::from([("agent_id".to_owned(), vec![message])]))
         })?;
 
-    let conversation = request.into_conversation(&agent, &caller, Timestamp::now());
+    let now = Timestamp::now();
+    let conversation = request.into_conversation(&agent, &caller, now);
     let id = conversation.id;
     state
         .0
@@ -252,7 +253,7 @@ async fn dispatch(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(conversation),
+        Json(state.shown(conversation, now)),
     ))
 }
 

@@ -63,6 +63,8 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// How webhook deliveries are timed out and retried.
     pub webhook_delivery: WebhookDelivery,
+    /// The LiveKit stand-in: where widgets join and how their join tokens are signed.
+    pub livekit: LiveKitConfig,
 }
 
 impl Default for Config {
@@ -86,6 +88,7 @@ impl Default for Config {
             hub: HubConfig::default(),
             webhooks: Vec::new(),
             webhook_delivery: WebhookDelivery::default(),
+            livekit: LiveKitConfig::default(),
         }
     }
 }
@@ -236,6 +239,75 @@ impl Default for WebhookDelivery {
             retry_base_delay_ms: 1_000,
             attempt_timeout_ms: 10_000,
         }
+    }
+}
+
+/// The LiveKit stand-in, served on the sandbox's own listener at `/rtc`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveKitConfig {
+    /// The server URL web conversations name in `live_kit_url`; `None` (the default) means
+    /// the sandbox's own address as a WebSocket URL: `ws://{listen address}`, or
+    /// `public_url` with `http` turned into `ws` and `https` into `wss`.
+    pub url: Option<String>,
+    /// The API key join tokens are signed for, their `iss` (default `devkey`, LiveKit's
+    /// `--dev` key).
+    pub api_key: String,
+    /// The API secret that signs join tokens (HS256). `None` (the default) makes a random
+    /// one at every start, which the binary prints.
+    pub api_secret: Option<SecretString>,
+    /// How long a join token is valid, in seconds (default 300).
+    pub token_ttl_secs: u64,
+}
+
+impl Default for LiveKitConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: "devkey".to_owned(),
+            api_secret: None,
+            token_ttl_secs: 300,
+        }
+    }
+}
+
+impl LiveKitConfig {
+    /// The URL widgets join at, for a sandbox reachable at `base_url` (`http(s)://host:port`).
+    pub fn url_for(&self, base_url: &str) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => {
+                let base = base_url.trim_end_matches('/');
+                match base.split_once("://") {
+                    Some(("https", rest)) => format!("wss://{rest}"),
+                    Some((_, rest)) => format!("ws://{rest}"),
+                    None => format!("ws://{base}"),
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.url {
+            let parsed = reqwest::Url::parse(url)
+                .with_context(|| format!("livekit.url {url:?} is not a URL"))?;
+            ensure!(
+                matches!(parsed.scheme(), "ws" | "wss") && parsed.host_str().is_some(),
+                "livekit.url {url:?} must be a ws:// or wss:// URL"
+            );
+        }
+        ensure!(!self.api_key.is_empty(), "livekit.api_key is empty");
+        ensure!(
+            self.api_secret
+                .as_ref()
+                .is_none_or(|secret| !secret.expose_secret().is_empty()),
+            "livekit.api_secret is empty; leave it out for a random one"
+        );
+        ensure!(
+            (1..=86_400).contains(&self.token_ttl_secs),
+            "livekit.token_ttl_secs must be from 1 to 86400"
+        );
+        Ok(())
     }
 }
 
@@ -428,6 +500,7 @@ impl Config {
         self.rate_limit.validate()?;
         let agents: HashSet<Uuid> = agents.into_keys().collect();
         scenario::validate(&self.scenarios, &agents)?;
+        self.livekit.validate()?;
         self.validate_events()
     }
 
@@ -730,6 +803,59 @@ mod tests {
         assert!(Config::from_toml(&webhook("http://example/hook", r#"["CallEnded"]"#)).is_err());
         assert!(Config::from_toml("webhook_delivery = { max_attempts = 0 }").is_err());
         assert!(Config::from_toml("webhook_delivery = { attempt_timeout_ms = 0 }").is_err());
+    }
+
+    #[test]
+    fn livekit_defaults_and_overrides() -> anyhow::Result<()> {
+        let config = Config::from_toml("")?;
+        let livekit = &config.livekit;
+        assert_eq!(livekit.api_key, "devkey");
+        assert!(livekit.api_secret.is_none());
+        assert_eq!(livekit.token_ttl_secs, 300);
+        assert_eq!(
+            livekit.url_for("http://127.0.0.1:8780"),
+            "ws://127.0.0.1:8780"
+        );
+        assert_eq!(
+            livekit.url_for("https://sandbox.example/"),
+            "wss://sandbox.example"
+        );
+
+        let config = Config::from_toml(
+            r#"
+            [livekit]
+            url = "wss://livekit.example"
+            api_key = "APIabc"
+            api_secret = "s3cret"
+            token_ttl_secs = 60
+            "#,
+        )?;
+        let livekit = &config.livekit;
+        assert_eq!(
+            livekit.url_for("http://127.0.0.1:8780"),
+            "wss://livekit.example"
+        );
+        assert_eq!(livekit.api_key, "APIabc");
+        assert_eq!(
+            livekit.api_secret.as_ref().map(|s| s.expose_secret()),
+            Some("s3cret")
+        );
+        assert_eq!(livekit.token_ttl_secs, 60);
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_unusable_livekit_settings() {
+        for bad in [
+            "[livekit]\nurl = \"http://livekit.example\"",
+            "[livekit]\nurl = \"not a url\"",
+            "[livekit]\napi_key = \"\"",
+            "[livekit]\napi_secret = \"\"",
+            "[livekit]\ntoken_ttl_secs = 0",
+            "[livekit]\nunknown = 1",
+        ] {
+            assert!(Config::from_toml(bad).is_err(), "accepted: {bad}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod hub;
 mod identity;
 mod keys;
 mod listing;
+pub mod livekit;
 mod model;
 mod ratelimit;
 mod scenario;
@@ -36,24 +37,33 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::header,
 };
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Validation;
+use secrecy::SecretString;
 use tower_http::{sensitive_headers::SetSensitiveRequestHeadersLayer, trace::TraceLayer};
 use uuid::Uuid;
 
 pub use agent::UserTurnError;
 pub use catalog::{PhoneNumberConfig, ToolConfig, ToolType};
 pub use config::{
-    AgentConfig, ClientConfig, Config, HubConfig, Timing, UserConfig, WebhookConfig,
+    AgentConfig, ClientConfig, Config, HubConfig, LiveKitConfig, Timing, UserConfig, WebhookConfig,
     WebhookDelivery, WebhookEvent,
 };
 pub use faults::{Burst, ErrorRate, FaultSet, Faults, Latency};
 pub use model::{Feedback, FeedbackRating};
 pub use ratelimit::RateLimit;
 pub use scenario::{Failure, Reply, Scenario};
+pub use store::LiveKitRoom;
 
 use crate::{
-    catalog::Catalog, error::Error, identity::Client, keys::KeySet, model::Outcome,
-    ratelimit::RateLimiter, store::Store,
+    catalog::Catalog,
+    error::Error,
+    identity::Client,
+    keys::KeySet,
+    livekit::token::{JoinClaims, JoinGrant, JoinTokenError, JoinTokens},
+    model::{Channel, Conversation, Outcome, Timestamp},
+    ratelimit::RateLimiter,
+    store::Store,
 };
 
 /// The largest request body any route reads.
@@ -80,6 +90,11 @@ struct Inner {
     faults: Faults,
     hub: hub::Hub,
     webhooks: webhooks::Webhooks,
+    livekit: livekit::LiveKit,
+    /// Where web conversations' visitors join, `live_kit_url`.
+    livekit_url: String,
+    /// Signs the join tokens of web conversations; the stand-in verifies with it.
+    join_tokens: JoinTokens,
     /// Cancelled when shutdown begins: hub connections close, webhook deliveries stop.
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -107,10 +122,20 @@ impl AppState {
         config.validate()?;
         let scenarios = config.all_scenarios()?;
         let issuer = format!("{}/realms/{}", base_url.trim_end_matches('/'), config.realm);
-        let now = model::Timestamp::now();
+        let now = Timestamp::now();
         let store = Store::seeded(&config.agents, now);
         let shutdown = tokio_util::sync::CancellationToken::new();
+        let join_tokens = JoinTokens {
+            api_key: config.livekit.api_key.clone(),
+            api_secret: match &config.livekit.api_secret {
+                Some(secret) => secret.clone(),
+                None => random_secret()?,
+            },
+            ttl_secs: config.livekit.token_ttl_secs,
+        };
         Ok(Self(Arc::new(Inner {
+            livekit_url: config.livekit.url_for(base_url),
+            join_tokens,
             validation: auth::validation(&issuer),
             issuer,
             keys: keys.rotating_every(config.key_rotation_secs),
@@ -119,6 +144,7 @@ impl AppState {
             agents: agent::Runner::new(store.clone(), config.timing, scenarios),
             hub: hub::Hub::new(config.hub, shutdown.child_token()),
             webhooks: webhooks::Webhooks::start(&config, store.events(), shutdown.child_token())?,
+            livekit: livekit::LiveKit::default(),
             shutdown,
             store,
             catalog: Catalog::new(&config.tools, &config.phone_numbers, now),
@@ -131,6 +157,86 @@ impl AppState {
     /// The realm's issuer URL, `{base_url}/realms/{realm}`.
     pub fn issuer(&self) -> &str {
         &self.0.issuer
+    }
+
+    /// The LiveKit server URL web conversations name (`live_kit_url`): `livekit.url`, or the
+    /// sandbox's own address as `ws://…`, where the stand-in serves `/rtc`.
+    pub fn livekit_url(&self) -> &str {
+        &self.0.livekit_url
+    }
+
+    /// The LiveKit API key and secret join tokens are signed with (`livekit.api_key`, and
+    /// `livekit.api_secret` or the random secret made at start-up), and their lifetime.
+    pub fn join_tokens(&self) -> &JoinTokens {
+        &self.0.join_tokens
+    }
+
+    /// Verifies a join token as LiveKit does when a participant connects now (see
+    /// [`livekit::token::verify`]). It says nothing about the room: look that up with
+    /// [`AppState::livekit_room`] and compare the identity.
+    pub fn verify_join_token(&self, token: &str) -> Result<JoinClaims, JoinTokenError> {
+        self.0
+            .join_tokens
+            .verify(token, Timestamp::now().unix_secs())
+    }
+
+    /// The conversation whose LiveKit room is `room`, as the stand-in needs it: its id, its
+    /// agent, its status and the identity its visitor joins as. `None` for an unknown room.
+    pub fn livekit_room(&self, room: &str) -> Option<LiveKitRoom> {
+        self.0.store.livekit_room(room)
+    }
+
+    /// Decides a connect to the LiveKit stand-in at `now` as a LiveKit server would: the
+    /// token must verify ([`AppState::verify_join_token`]), and its room must be the room of
+    /// a conversation that has not ended. The identity is not compared with the room's
+    /// visitor: LiveKit admits whoever a valid token names, and only the platform mints
+    /// tokens. Answers the claims and the room.
+    pub fn admit_to_room(&self, token: &str) -> Result<(JoinClaims, LiveKitRoom), JoinRefused> {
+        let claims = self
+            .verify_join_token(token)
+            .map_err(JoinRefused::InvalidToken)?;
+        let room = self
+            .livekit_room(&claims.room)
+            .filter(|room| !room.ended)
+            .ok_or(JoinRefused::NoSuchRoom)?;
+        Ok((claims, room))
+    }
+
+    /// `conversation` as a REST answer shows it at `now`: with its duration so far and, for
+    /// a web conversation that has not ended, the LiveKit URL and a join token minted for
+    /// this answer. Ended and phone conversations show neither; stored conversations never
+    /// hold a token.
+    pub(crate) fn shown(&self, conversation: Conversation, now: Timestamp) -> Conversation {
+        let mut conversation = conversation.seen_at(now);
+        let offer = match (
+            &conversation.live_kit_room_name,
+            &conversation.visitor_identity,
+        ) {
+            (Some(room), Some(identity))
+                if conversation.channel == Channel::Web && !conversation.status.is_final() =>
+            {
+                let grant = JoinGrant {
+                    identity,
+                    name: "Visitor",
+                    room,
+                };
+                match self.0.join_tokens.mint(&grant, now.unix_secs()) {
+                    Ok(token) => Some((self.0.livekit_url.clone(), token)),
+                    Err(error) => {
+                        // The URL goes with the token or not at all: a reader must see both
+                        // or neither.
+                        tracing::error!(%error, "cannot mint a LiveKit join token");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        (
+            conversation.live_kit_url,
+            conversation.live_kit_participant_token,
+        ) = offer.unzip();
+        conversation
     }
 
     /// The faults in force, which tests set through `/__sandbox/faults`.
@@ -184,11 +290,41 @@ impl AppState {
             .space_of_conversation(id)
             .and_then(|space| {
                 store.update_conversation(space, id, |conversation| {
-                    conversation.end(outcome, model::Timestamp::now())
+                    conversation.end(outcome, Timestamp::now())
                 })
             })
             .unwrap_or(false)
     }
+}
+
+/// Why the LiveKit stand-in refuses a participant; `Display` is the text LiveKit answers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefused {
+    /// `401`, `invalid token: …`: livekit-client reports it as `NotAllowed`.
+    #[error("invalid token: {0}")]
+    InvalidToken(JoinTokenError),
+    /// `404` for an unknown or ended room, with the text livekit-client recognises as
+    /// `NotAllowed` too.
+    #[error("requested room does not exist")]
+    NoSuchRoom,
+}
+
+impl JoinRefused {
+    /// The HTTP status a LiveKit server answers the refused connect with.
+    pub fn status(&self) -> axum::http::StatusCode {
+        match self {
+            JoinRefused::InvalidToken(_) => axum::http::StatusCode::UNAUTHORIZED,
+            JoinRefused::NoSuchRoom => axum::http::StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// 32 random bytes, base64url: a LiveKit API secret when the configuration sets none.
+fn random_secret() -> anyhow::Result<SecretString> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the LiveKit API secret: {e}"))?;
+    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// All routes of the sandbox.
@@ -198,7 +334,8 @@ pub fn router(state: AppState) -> Router {
         // Nesting at the configured realm only makes every other realm an unknown route.
         .nest(&realm, identity::router())
         .nest("/api/v1", api::router())
-        .merge(hub::router());
+        .merge(hub::router())
+        .merge(livekit::router());
     if state.0.config.admin_enabled {
         // Unmounted unless enabled, so that a sandbox reachable by others cannot be steered.
         router = router.nest(admin::PREFIX, admin::router());

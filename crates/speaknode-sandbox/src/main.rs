@@ -23,7 +23,9 @@ struct Args {
     /// its credentials: the confidential client `speaknode-bff-demo` with a secret made at
     /// start-up, the public client `speaknode-demo-app` (redirect URIs
     /// http://127.0.0.1:8000/callback and http://localhost:8000/callback), the user `demo`
-    /// with password `demo`, and two agents.
+    /// with password `demo`, two agents, and the LiveKit stand-in's URL, API key and API
+    /// secret. A LiveKit API secret made at start-up (no `livekit.api_secret`) is printed
+    /// with a configuration file too.
     #[arg(long, value_name = "FILE", env = "SPEAKNODE_SANDBOX_CONFIG")]
     config: Option<PathBuf>,
 
@@ -108,6 +110,15 @@ Configuration file (TOML; every top-level key may be left out):
 
   [[tools]] / [[phone_numbers]]           listed by /api/v1/tools and /api/v1/phone-numbers
 
+  [livekit]                               the LiveKit stand-in that web conversations join
+  url = "ws://127.0.0.1:8780"             live_kit_url (default: ws://{listen address}, or
+                                          public_url as ws:// or wss://)
+  api_key = "devkey"                      iss of join tokens
+  api_secret = "..."                      signs join tokens (HS256); default: random at
+                                          start-up, printed on stdout
+  token_ttl_secs = 300                    join token lifetime; every read of a running web
+                                          conversation mints a fresh one
+
   [[webhooks]]                            SessionStarted / ConversationComplete, signed
   url = "https://example.com/hook"        with X-SpeakNode-Signature (hex HMAC-SHA256)
   secret = "..."
@@ -130,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
 
-    let (config, demo) = match &args.config {
+    let (mut config, demo) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -146,6 +157,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    // Made here rather than by the library, so that it can be printed: nobody could join
+    // a room with a secret nobody knows.
+    let random_livekit_secret = config.livekit.api_secret.is_none();
+    if random_livekit_secret {
+        config.livekit.api_secret = Some(random_secret()?);
+    }
     println!("listening on http://{address}");
     if demo {
         let base = config
@@ -170,6 +187,18 @@ async fn main() -> anyhow::Result<()> {
         }
         for agent in &config.agents {
             println!("agent:         {} ({})", agent.id, agent.title);
+        }
+    }
+    if demo || random_livekit_secret {
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let livekit = &config.livekit;
+        println!("livekit_url:        {}", livekit.url_for(&base));
+        println!("livekit_api_key:    {}", livekit.api_key);
+        if let Some(secret) = &livekit.api_secret {
+            println!("livekit_api_secret: {}", secret.expose_secret());
         }
     }
 

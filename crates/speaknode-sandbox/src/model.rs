@@ -26,6 +26,11 @@ impl Timestamp {
         (self.0 - earlier.0).as_seconds_f64()
     }
 
+    /// Whole seconds since the Unix epoch, the unit of JWT claims.
+    pub(crate) fn unix_secs(self) -> u64 {
+        u64::try_from(self.0.unix_timestamp()).unwrap_or(0)
+    }
+
     /// Seconds since the Unix epoch, the unit of LiveKit's turn metrics.
     pub(crate) fn unix_seconds(self) -> f64 {
         (self.0 - OffsetDateTime::UNIX_EPOCH).as_seconds_f64()
@@ -159,8 +164,14 @@ pub(crate) struct Conversation {
     pub live_kit_egress_id: Option<String>,
     pub live_kit_dispatch_id: Option<String>,
     pub live_kit_job_id: Option<String>,
+    /// Filled in only when the conversation is shown (see `AppState::shown`), never stored.
     pub live_kit_url: Option<String>,
+    /// A join token minted when the conversation is shown, never stored.
     pub live_kit_participant_token: Option<String>,
+    /// The LiveKit identity the visitor of a web conversation joins as, `visitor-<12 hex>`,
+    /// fixed at creation. The platform keeps it inside the join token only.
+    #[serde(skip)]
+    pub visitor_identity: Option<String>,
     pub transcription_path: Option<String>,
     pub has_audio: bool,
     /// Derived from `started_at` when read (see [`Conversation::seen_at`]), never stored stale.
@@ -181,15 +192,19 @@ pub(crate) struct Conversation {
 
 impl Conversation {
     /// A new conversation with `agent`, `Pending` since `now`, dispatched by the caller
-    /// `called_by` (id, name); everything that only later steps fill in is empty.
+    /// `called_by` (id, name); everything that only later steps fill in is empty. A web
+    /// conversation has its LiveKit room (`web-<id without dashes>`) and its visitor's
+    /// identity from the start, so that its first answer can already offer a join token.
     pub(crate) fn pending(
         agent: &Agent,
         channel: Channel,
         called_by: (String, String),
         now: Timestamp,
     ) -> Self {
+        let id = Uuid::new_v4();
+        let web = channel == Channel::Web;
         Conversation {
-            id: Uuid::new_v4(),
+            id,
             agent_id: agent.id,
             agent_title: agent.title.clone(),
             channel,
@@ -203,12 +218,13 @@ impl Conversation {
             updated_at: now,
             started_at: None,
             ended_at: None,
-            live_kit_room_name: None,
+            live_kit_room_name: web.then(|| room_name(channel, id)),
             live_kit_egress_id: None,
             live_kit_dispatch_id: None,
             live_kit_job_id: None,
             live_kit_url: None,
             live_kit_participant_token: None,
+            visitor_identity: web.then(|| format!("visitor-{}", random_hex(12))),
             transcription_path: None,
             has_audio: false,
             duration_seconds: 0.0,
@@ -249,6 +265,15 @@ impl Conversation {
         self.updated_at = now;
         true
     }
+}
+
+/// The LiveKit room of a conversation: `web-<id without dashes>` or `call-<id without dashes>`.
+pub(crate) fn room_name(channel: Channel, id: Uuid) -> String {
+    let prefix = match channel {
+        Channel::Web => "web",
+        Channel::Phone => "call",
+    };
+    format!("{prefix}-{}", id.simple())
 }
 
 /// A caller's rating of a conversation, as `POST /api/v1/conversations/{id}/feedback` took

@@ -17,6 +17,27 @@ use crate::{
     model::{Agent, Conversation, Feedback, Timestamp},
 };
 
+/// A conversation's LiveKit room as the LiveKit stand-in sees it
+/// ([`crate::AppState::livekit_room`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveKitRoom {
+    /// The room's name, `web-<conversation id without dashes>`.
+    pub name: String,
+    pub conversation_id: Uuid,
+    pub space_id: Uuid,
+    pub agent_id: Uuid,
+    /// The agent's display name, for its participant in the room.
+    pub agent_title: String,
+    /// The identity the conversation's join tokens name (`sub`), `visitor-<12 hex>`: the
+    /// only participant besides the agent that may join. `None` for a phone call's room.
+    pub visitor_identity: Option<String>,
+    /// `"Pending"`, `"Dispatching"`, `"Active"` (the agent has joined), `"Completed"` or
+    /// `"Failed"`.
+    pub status: &'static str,
+    /// Whether the conversation has ended (`Completed` or `Failed`): its room is gone.
+    pub ended: bool,
+}
+
 #[derive(Clone, Default)]
 pub(crate) struct Store {
     // A std lock is enough: it is never held across an await, and every critical section
@@ -123,6 +144,28 @@ impl Store {
                 .iter()
                 .find(|(_, space)| space.conversations.contains_key(&conversation))
                 .map(|(id, _)| *id)
+        })
+    }
+
+    /// The conversation whose LiveKit room is named `room`, in any space.
+    pub(crate) fn livekit_room(&self, room: &str) -> Option<LiveKitRoom> {
+        self.read(|spaces| {
+            spaces.iter().find_map(|(space_id, space)| {
+                let conversation = space
+                    .conversations
+                    .values()
+                    .find(|c| c.live_kit_room_name.as_deref() == Some(room))?;
+                Some(LiveKitRoom {
+                    name: room.to_owned(),
+                    conversation_id: conversation.id,
+                    space_id: *space_id,
+                    agent_id: conversation.agent_id,
+                    agent_title: conversation.agent_title.clone(),
+                    visitor_identity: conversation.visitor_identity.clone(),
+                    status: conversation.status.name(),
+                    ended: conversation.status.is_final(),
+                })
+            })
         })
     }
 

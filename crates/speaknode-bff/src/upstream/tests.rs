@@ -59,6 +59,27 @@ fn every_fixture_the_bff_reads_deserialises() {
     assert!(pending.history.is_empty());
 }
 
+/// The contract's join token is what the sandbox mints (its own unit test mints it again),
+/// so the BFF's checks accept exactly the platform's documented offer.
+#[test]
+fn the_fixtures_livekit_offer_passes_the_checks() {
+    // The fixtures' token is valid from 2026-11-29T08:30:00Z for 300 s.
+    let minted_at = 1_795_941_000;
+    for name in ["conversation-pending.json", "conversation-active.json"] {
+        let raw = match name {
+            "conversation-pending.json" => fixture!("conversation-pending.json"),
+            _ => fixture!("conversation-active.json"),
+        };
+        let voice = conversation(raw)
+            .voice(600, minted_at + 10)
+            .expect("the checks pass")
+            .expect("a web conversation offers voice");
+        assert_eq!(voice.url, "ws://127.0.0.1:8780", "{name}");
+        // A cap below the token's lifetime fails closed.
+        assert!(conversation(raw).voice(120, minted_at).is_err(), "{name}");
+    }
+}
+
 #[test]
 fn the_dispatch_request_matches_the_fixture() {
     let expected: Value =
