@@ -14,6 +14,7 @@ use speaknode_api::{ConversationStatus, Role, VoiceGrant};
 use speaknode_widget::client::StreamItem;
 use speaknode_widget::driver::VoiceFactory;
 use speaknode_widget::i18n::Messages;
+use speaknode_widget::resume::{self, Saved};
 use speaknode_widget::voice::{
     AgentState, Device, LinkState, MicError, VoiceEvent, VoiceTransport,
 };
@@ -739,6 +740,106 @@ async fn the_agent_plays_through_the_widgets_own_audio_element_until_destroy() {
     widget.destroy();
     assert!(element.src_object().is_none(), "destroy stops playback");
     let _ = context.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_rejoins_the_call_with_a_grant_from_a_renewal() {
+    let agent = "voice-resume";
+    // The first page: a conversation with a call, which the tab remembers.
+    let backend = backend_with_call();
+    let room = ScriptedVoice::new();
+    let first = mount_call(agent, backend.clone(), Rc::clone(&room), Mode::Hybrid);
+    open_and_listen(&first.root).await;
+    let stored = resume::load(agent, NOW).expect("the conversation is stored");
+    assert!(stored.call, "the next page is told there was a call");
+    let mut widget = first.widget;
+    widget.destroy();
+
+    // The next page resumes it and joins the call again without a click.
+    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
+    *backend.current_token.borrow_mut() = stored.token.clone();
+    *backend.voice.borrow_mut() = Some(grant());
+    let room = ScriptedVoice::new();
+    let m = mount_call(agent, backend.clone(), Rc::clone(&room), Mode::Hybrid);
+    if !stored.open {
+        m.widget.show();
+    }
+    until("the call again", || {
+        call_status(&m.root) == en().voice.agent_listening
+    })
+    .await;
+    assert_eq!(*backend.starts.borrow(), 0, "no second conversation");
+    assert_eq!(
+        *backend.renewals.borrow(),
+        1,
+        "one renewal brought the join grant"
+    );
+    assert_eq!(room.grants()[0].token, "join-token-0-renewed-1");
+    let mut widget = m.widget;
+    widget.destroy();
+    resume::clear(agent);
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_of_a_conversation_without_a_call_asks_for_no_grant() {
+    let agent = "voice-resume-plain";
+    resume::save(
+        agent,
+        &Saved {
+            conversation_id: "conv-1".into(),
+            token: "conversation-token-0".into(),
+            expires_at: NOW + 300,
+            open: true,
+            agent_name: None,
+            call: false,
+        },
+    );
+    let backend = ScriptedBackend::new(vec![view(ConversationStatus::Active, vec![greeting()])]);
+    *backend.current_token.borrow_mut() = "conversation-token-0".into();
+    let room = ScriptedVoice::new();
+    let m = mount_call(agent, backend.clone(), room, Mode::Hybrid);
+    until("the stored transcript", || turn_texts(&m.root).len() == 1).await;
+    until("the stream", || backend.streams.borrow().len() == 1).await;
+    assert_eq!(
+        *backend.renewals.borrow(),
+        0,
+        "resumes exactly as without calls"
+    );
+    assert_eq!(m.rooms.count(), 0);
+    assert!(find(&m.root, "sn-call").is_none());
+    let mut widget = m.widget;
+    widget.destroy();
+    resume::clear(agent);
+}
+
+#[wasm_bindgen_test]
+async fn a_connection_the_sdk_gives_up_on_is_rejoined_once_with_a_fresh_room() {
+    let backend = backend_with_call();
+    let room = ScriptedVoice::new();
+    let m = mount_call(
+        "voice-rejoin",
+        backend.clone(),
+        Rc::clone(&room),
+        Mode::Hybrid,
+    );
+    open_and_listen(&m.root).await;
+    room.drop_connection();
+    // A new transport joins with the renewal's grant, and the agent listens again.
+    until("the second room", || m.rooms.count() == 2).await;
+    let second = Rc::clone(&m.rooms.made.borrow()[1]);
+    until("listening again", || {
+        call_status(&m.root) == en().voice.agent_listening && second.connects.borrow().len() == 1
+    })
+    .await;
+    assert_eq!(room.disconnects.get(), 1, "the old room is left");
+    assert_eq!(second.grants()[0].token, "join-token-0-renewed-1");
+    // Typing goes through the new room.
+    type_and_enter(&m.root, "Still there?");
+    until("the chat", || second.chats.borrow().len() == 1).await;
+    assert!(room.chats.borrow().is_empty());
+    let mut widget = m.widget;
+    widget.destroy();
+    assert_eq!(second.disconnects.get(), 1);
 }
 
 #[wasm_bindgen_test]

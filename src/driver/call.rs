@@ -86,8 +86,7 @@ impl Voice {
 
 /// The join grant a renewal carries, if the BFF sent one.
 fn voice_of(grant: &TokenGrant) -> Option<VoiceGrant> {
-    let value = serde_json::to_value(grant).ok()?;
-    serde_json::from_value(value.get("voice")?.clone()).ok()
+    grant.voice.clone()
 }
 
 impl Driver {

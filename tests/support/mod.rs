@@ -58,7 +58,8 @@ pub struct ScriptedBackend {
     pub end_gate: RefCell<Option<oneshot::Receiver<()>>>,
     /// When set, rating fails with this error.
     pub feedback_failure: RefCell<Option<ClientError>>,
-    /// When set, the conversation has a call: `start` returns this join grant.
+    /// When set, the conversation has a call: `start` returns this join grant, and each
+    /// renewal a fresh one for the same room (its token suffixed with the renewal's number).
     pub voice: RefCell<Option<VoiceGrant>>,
     /// Waits asked for longer than this never end (a call's 20 s join timer, for a test
     /// that watches a join step by step); all others end at once.
@@ -220,7 +221,10 @@ impl Backend for ScriptedBackend {
         let grant = TokenGrant {
             token: fresh,
             expires_at: self.clock.get() + *self.renew_secs.borrow(),
-            voice: None,
+            voice: self.voice.borrow().clone().map(|voice| VoiceGrant {
+                token: format!("{}-renewed-{}", voice.token, self.renewals.borrow()),
+                ..voice
+            }),
         };
         Box::pin(async move { Ok(grant) })
     }
