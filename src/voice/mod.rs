@@ -11,6 +11,8 @@
 //! The pure state that turns those events into what the panel shows lives in Rust modules
 //! next to this one, unit-tested natively.
 
+pub mod livekit;
+
 use futures_channel::mpsc;
 use speaknode_api::VoiceGrant;
 
