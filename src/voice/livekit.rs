@@ -271,12 +271,15 @@ impl LiveKitJs {
     }
 
     /// Tells the bridge to leave (it stops calling back at once, before its promise settles),
-    /// then drops the callback and the bridge. Returns the bridge's promise, if there was one.
+    /// then drops the callback and the bridge and ends the event channel: whoever reads the
+    /// events sees the end instead of waiting forever. Returns the bridge's promise, if there
+    /// was a bridge.
     fn shut(inner: &RefCell<Inner>) -> Option<js_sys::Promise> {
         let mut inner = inner.borrow_mut();
         inner.closed = true;
         let leaving = inner.bridge.take().map(|bridge| bridge.disconnect());
         inner.on_event = None;
+        inner.sender.close_channel();
         leaving
     }
 
