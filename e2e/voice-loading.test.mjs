@@ -3,10 +3,7 @@
 // a call starts, and loads under the README's strict Content-Security-Policy.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { HOST_URL, fixture, launcher, openPage, waitForGreeting, useBrowser } from "./support.mjs";
+import { HOST_URL, fixture, launcher, openPage, voiceLoaderUrl, waitForGreeting, useBrowser } from "./support.mjs";
 
 useBrowser();
 
@@ -46,19 +43,7 @@ test("the bundle is served same-origin as JavaScript with its licences", async (
 });
 
 test("the wasm's loader imports the bundle under the strict CSP without a violation or a page DOM change", async () => {
-  // LiveKitJs's inline snippet, as wasm-bindgen wrote it under app/snippets/<crate>-<hash>/
-  // (the hash changes with the crate, so it is looked up in the build).
-  const snippets = join(fileURLToPath(new URL("../dist/app/snippets/", import.meta.url)));
-  const loaders = [];
-  for (const dir of await readdir(snippets)) {
-    for (const file of await readdir(join(snippets, dir))) {
-      if ((await readFile(join(snippets, dir, file), "utf8")).includes("voice.mjs")) {
-        loaders.push(new URL(`/app/snippets/${dir}/${file}`, HOST_URL).href);
-      }
-    }
-  }
-  assert.equal(loaders.length, 1, `one snippet loads the bundle: ${loaders}`);
-
+  const loader = await voiceLoaderUrl();
   const { context, page, records, pending, problems } = await openPage(fixture("embed.html"));
   await launcher(page).waitFor();
   const result = await page.evaluate(async (loader) => {
@@ -75,7 +60,7 @@ test("the wasm's loader imports the bundle under the strict CSP without a violat
       domUnchanged: document.documentElement.outerHTML === before,
       violations: window.__violations,
     };
-  }, loaders[0]);
+  }, loader);
   await Promise.all(pending);
   assert.ok(records.some((r) => r.url === VOICE && r.status === 200), "the snippet fetched app/voice.mjs");
   assert.deepEqual(result.exports, ["create"]);
