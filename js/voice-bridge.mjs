@@ -247,7 +247,8 @@ export function create(onEvent) {
     /**
      * Joins the room; with `mic`, opens the microphone in parallel with the pre-connect
      * buffer on (LiveKit's agent starters do the same), so the first words reach the agent.
-     * A microphone failure does not fail the join: it becomes a `mic` event.
+     * Resolves once joined, without waiting for the visitor to answer the permission prompt;
+     * a microphone failure never fails the join: it becomes a `mic` event.
      */
     async connect(url, token, { mic = false, deviceId = null } = {}) {
       micBusy += 1;
@@ -256,16 +257,23 @@ export function create(onEvent) {
             preConnectBuffer: true,
           })
         : Promise.resolve();
-      const [micResult, joined] = await Promise.allSettled([
-        opening,
-        room.connect(url, token, { autoSubscribe: true }),
-      ]);
-      micBusy -= 1;
-      // A failed join also fails the pending publication; that is not a microphone problem.
-      if (joined.status === "rejected") throw connectFailure(joined.reason);
-      if (micResult.status === "rejected") {
-        const error = micResult.reason;
-        emit({ type: "mic", name: error?.name ?? "Error", message: String(error?.message ?? "") });
+      const joining = room.connect(url, token, { autoSubscribe: true });
+      // The microphone's outcome is reported once both are known: a failed join fails the
+      // pending publication too, and that is not a microphone problem.
+      Promise.allSettled([opening, joining]).then(([opened, joined]) => {
+        micBusy -= 1;
+        if (joined.status === "rejected") return;
+        if (opened.status === "rejected") {
+          const error = opened.reason;
+          emit({ type: "mic", name: error?.name ?? "Error", message: String(error?.message ?? "") });
+        } else {
+          noticeMic();
+        }
+      });
+      try {
+        await joining;
+      } catch (error) {
+        throw connectFailure(error);
       }
       scanRoom();
       emitPlayback();
