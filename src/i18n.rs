@@ -2,6 +2,8 @@
 //! adding one table: English, German and Arabic (right to left) are bundled.
 
 use crate::session::{ErrorKind, Phase, Session};
+use crate::voice::call::{Call, CallFailure, CallPhase, JoinStage, SendState};
+use crate::voice::{AgentState, MicError};
 use speaknode_api::{ConversationStatus, Role};
 
 /// A countable phrase in the plural forms a language distinguishes (CLDR's categories);
@@ -68,6 +70,62 @@ pub struct Messages {
     pub notice_end: &'static str,
     /// Leads the notice when the rating failed.
     pub notice_feedback: &'static str,
+    pub voice: VoiceMessages,
+}
+
+/// The words of a voice call (`voice::call`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoiceMessages {
+    /// The button that starts a voice call.
+    pub start_call: &'static str,
+    /// The button that leaves the call.
+    pub hang_up: &'static str,
+    /// The status line while the call is being joined.
+    pub joining: &'static str,
+    /// In the room, the agent not (yet) there.
+    pub waiting_for_agent: &'static str,
+    /// The agent's `lk.agent.state`, as the status line shows it.
+    pub agent_initializing: &'static str,
+    pub agent_listening: &'static str,
+    pub agent_thinking: &'static str,
+    pub agent_speaking: &'static str,
+    /// An agent state this version does not know: just connected.
+    pub agent_connected: &'static str,
+    /// The status line while the call's connection is being restored.
+    pub reconnecting: &'static str,
+    /// The status line after the call.
+    pub call_ended: &'static str,
+    /// Microphone notices: what happened, then that typing still works.
+    pub mic_denied: &'static str,
+    pub mic_missing: &'static str,
+    pub mic_busy: &'static str,
+    pub mic_other: &'static str,
+    /// The join timer ran out: no room, no agent, or an agent that never got ready.
+    pub join_timeout_room: &'static str,
+    pub join_timeout_agent: &'static str,
+    pub join_timeout_ready: &'static str,
+    /// The media server refused the call even with a fresh grant.
+    pub refused: &'static str,
+    /// The media server could not be reached.
+    pub unreachable: &'static str,
+    /// The connection was lost twice; the Retry button follows.
+    pub connection_lost: &'static str,
+    /// The agent left and the room stayed open.
+    pub agent_left: &'static str,
+    /// The call failed in a way the widget cannot name.
+    pub call_error: &'static str,
+    /// The button shown while the browser blocks playback.
+    pub enable_audio: &'static str,
+    /// The microphone toggle's labels.
+    pub mute: &'static str,
+    pub unmute: &'static str,
+    /// The microphone picker's label.
+    pub microphone: &'static str,
+    /// A typed message waiting for the connection.
+    pub message_queued: &'static str,
+    /// A typed message that could not be sent; `resend` retries it.
+    pub message_failed: &'static str,
+    pub resend: &'static str,
 }
 
 pub const EN: Messages = Messages {
@@ -119,6 +177,7 @@ pub const EN: Messages = Messages {
     download: "Download transcript",
     notice_end: "The conversation couldn't be ended.",
     notice_feedback: "Your feedback wasn't sent.",
+    voice: EN_VOICE,
 };
 
 pub const DE: Messages = Messages {
@@ -170,6 +229,7 @@ pub const DE: Messages = Messages {
     download: "Verlauf herunterladen",
     notice_end: "Das Gespräch konnte nicht beendet werden.",
     notice_feedback: "Ihr Feedback wurde nicht gesendet.",
+    voice: DE_VOICE,
 };
 
 pub const AR: Messages = Messages {
@@ -223,6 +283,107 @@ pub const AR: Messages = Messages {
     download: "تنزيل نص المحادثة",
     notice_end: "تعذّر إنهاء المحادثة.",
     notice_feedback: "لم يُرسَل تقييمك.",
+    voice: AR_VOICE,
+};
+
+const EN_VOICE: VoiceMessages = VoiceMessages {
+    start_call: "Start call",
+    hang_up: "End call",
+    joining: "Joining the call…",
+    waiting_for_agent: "Waiting for the agent…",
+    agent_initializing: "Getting ready…",
+    agent_listening: "Listening",
+    agent_thinking: "Thinking…",
+    agent_speaking: "Speaking",
+    agent_connected: "Connected",
+    reconnecting: "Reconnecting the call…",
+    call_ended: "Call ended",
+    mic_denied: "Microphone access is blocked. You can type instead.",
+    mic_missing: "No microphone was found. You can type instead.",
+    mic_busy: "Your microphone is in use by another app. You can type instead.",
+    mic_other: "The microphone couldn't be started. You can type instead.",
+    join_timeout_room: "The call couldn't be connected in time.",
+    join_timeout_agent: "The agent didn't join the call.",
+    join_timeout_ready: "The agent joined but didn't get ready.",
+    refused: "The call wasn't allowed. Please try again.",
+    unreachable: "We can't reach the call service. Check your connection and try again.",
+    connection_lost: "The call connection was lost. Try again to reconnect.",
+    agent_left: "The agent left the call unexpectedly.",
+    call_error: "The call couldn't start. Please try again.",
+    enable_audio: "Enable audio",
+    mute: "Mute microphone",
+    unmute: "Unmute microphone",
+    microphone: "Microphone",
+    message_queued: "Waiting to send…",
+    message_failed: "Not sent.",
+    resend: "Send again",
+};
+
+const DE_VOICE: VoiceMessages = VoiceMessages {
+    start_call: "Anruf starten",
+    hang_up: "Anruf beenden",
+    joining: "Anruf wird verbunden …",
+    waiting_for_agent: "Warten auf den Agenten …",
+    agent_initializing: "Wird vorbereitet …",
+    agent_listening: "Hört zu",
+    agent_thinking: "Überlegt …",
+    agent_speaking: "Spricht",
+    agent_connected: "Verbunden",
+    reconnecting: "Anruf wird wiederhergestellt …",
+    call_ended: "Anruf beendet",
+    mic_denied: "Der Zugriff auf das Mikrofon ist blockiert. Sie können stattdessen schreiben.",
+    mic_missing: "Es wurde kein Mikrofon gefunden. Sie können stattdessen schreiben.",
+    mic_busy: "Ihr Mikrofon wird von einer anderen App verwendet. Sie können stattdessen schreiben.",
+    mic_other: "Das Mikrofon konnte nicht gestartet werden. Sie können stattdessen schreiben.",
+    join_timeout_room: "Der Anruf konnte nicht rechtzeitig verbunden werden.",
+    join_timeout_agent: "Der Agent ist dem Anruf nicht beigetreten.",
+    join_timeout_ready: "Der Agent ist beigetreten, wurde aber nicht bereit.",
+    refused: "Der Anruf wurde nicht zugelassen. Bitte versuchen Sie es erneut.",
+    unreachable: "Der Anrufdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
+    connection_lost: "Die Verbindung zum Anruf ist abgebrochen. Versuchen Sie es erneut, um sich neu zu verbinden.",
+    agent_left: "Der Agent hat den Anruf unerwartet verlassen.",
+    call_error: "Der Anruf konnte nicht gestartet werden. Bitte versuchen Sie es erneut.",
+    enable_audio: "Ton aktivieren",
+    mute: "Mikrofon stummschalten",
+    unmute: "Stummschaltung aufheben",
+    microphone: "Mikrofon",
+    message_queued: "Wartet auf Versand …",
+    message_failed: "Nicht gesendet.",
+    resend: "Erneut senden",
+};
+
+const AR_VOICE: VoiceMessages = VoiceMessages {
+    start_call: "ابدأ المكالمة",
+    hang_up: "إنهاء المكالمة",
+    joining: "جارٍ الانضمام إلى المكالمة…",
+    waiting_for_agent: "في انتظار الوكيل…",
+    agent_initializing: "جارٍ التجهيز…",
+    // Agent states as verbal nouns, so they do not depend on the agent's grammatical gender.
+    agent_listening: "جارٍ الاستماع",
+    agent_thinking: "جارٍ التفكير…",
+    agent_speaking: "جارٍ التحدث",
+    agent_connected: "متصل",
+    reconnecting: "جارٍ إعادة الاتصال بالمكالمة…",
+    call_ended: "انتهت المكالمة",
+    mic_denied: "الوصول إلى الميكروفون محظور. يمكنك الكتابة بدلًا من ذلك.",
+    mic_missing: "لم يُعثر على ميكروفون. يمكنك الكتابة بدلًا من ذلك.",
+    mic_busy: "الميكروفون مستخدَم في تطبيق آخر. يمكنك الكتابة بدلًا من ذلك.",
+    mic_other: "تعذّر تشغيل الميكروفون. يمكنك الكتابة بدلًا من ذلك.",
+    join_timeout_room: "تعذّر الاتصال بالمكالمة في الوقت المحدد.",
+    join_timeout_agent: "لم ينضم الوكيل إلى المكالمة.",
+    join_timeout_ready: "انضم الوكيل لكنه لم يصبح جاهزًا.",
+    refused: "لم يُسمح بالمكالمة. يُرجى المحاولة مرة أخرى.",
+    unreachable: "تعذّر الوصول إلى خدمة المكالمات. تحقّق من اتصالك وحاول مرة أخرى.",
+    connection_lost: "انقطع الاتصال بالمكالمة. حاول مرة أخرى لإعادة الاتصال.",
+    agent_left: "غادر الوكيل المكالمة بشكل غير متوقع.",
+    call_error: "تعذّر بدء المكالمة. يُرجى المحاولة مرة أخرى.",
+    enable_audio: "تفعيل الصوت",
+    mute: "كتم الميكروفون",
+    unmute: "إلغاء كتم الميكروفون",
+    microphone: "الميكروفون",
+    message_queued: "في انتظار الإرسال…",
+    message_failed: "لم تُرسَل.",
+    resend: "إعادة الإرسال",
 };
 
 impl Messages {
@@ -337,6 +498,77 @@ impl Messages {
             _ => self.notice_end,
         };
         Some(format!("{action} {}", self.error(error.kind)))
+    }
+
+    /// The call's status line: where the call is, the agent's state, or why it stopped.
+    pub fn call_status(&self, call: &Call) -> String {
+        let voice = &self.voice;
+        match call.phase() {
+            CallPhase::Idle => String::new(),
+            CallPhase::Joining => voice.joining.into(),
+            CallPhase::Connected { agent: None } => voice.waiting_for_agent.into(),
+            CallPhase::Connected { agent: Some(state) } => self.agent_state(state).into(),
+            CallPhase::Reconnecting => voice.reconnecting.into(),
+            CallPhase::Ended => voice.call_ended.into(),
+            CallPhase::Failed(failure) => self.call_failure(&failure),
+        }
+    }
+
+    pub fn agent_state(&self, state: AgentState) -> &'static str {
+        let voice = &self.voice;
+        match state {
+            AgentState::Initializing => voice.agent_initializing,
+            AgentState::Listening => voice.agent_listening,
+            AgentState::Thinking => voice.agent_thinking,
+            AgentState::Speaking => voice.agent_speaking,
+            AgentState::Unknown => voice.agent_connected,
+        }
+    }
+
+    /// Why the call stopped; the panel offers [`Messages::retry`] beside it.
+    pub fn call_failure(&self, failure: &CallFailure) -> String {
+        let voice = &self.voice;
+        match failure {
+            CallFailure::JoinTimeout(JoinStage::Room) => voice.join_timeout_room.into(),
+            CallFailure::JoinTimeout(JoinStage::Agent) => voice.join_timeout_agent.into(),
+            CallFailure::JoinTimeout(JoinStage::AgentReady) => voice.join_timeout_ready.into(),
+            CallFailure::Refused => voice.refused.into(),
+            CallFailure::Unreachable => voice.unreachable.into(),
+            CallFailure::ConnectionLost => voice.connection_lost.into(),
+            CallFailure::AgentLeft => voice.agent_left.into(),
+            // The BFF's answer already has its wording.
+            CallFailure::Grant(error) => self.error(error.kind),
+            CallFailure::Sdk(_) => voice.call_error.into(),
+        }
+    }
+
+    /// Why the microphone is unavailable, and that typing still works.
+    pub fn mic_notice(&self, error: MicError) -> &'static str {
+        let voice = &self.voice;
+        match error {
+            MicError::Denied => voice.mic_denied,
+            MicError::Missing => voice.mic_missing,
+            MicError::Busy => voice.mic_busy,
+            MicError::Other => voice.mic_other,
+        }
+    }
+
+    /// The microphone toggle's label: what a click does.
+    pub fn mic_toggle(&self, on: bool) -> &'static str {
+        if on {
+            self.voice.mute
+        } else {
+            self.voice.unmute
+        }
+    }
+
+    /// The note beside a typed message, if it needs one.
+    pub fn send_state(&self, state: SendState) -> Option<&'static str> {
+        match state {
+            SendState::Queued => Some(self.voice.message_queued),
+            SendState::Failed => Some(self.voice.message_failed),
+            SendState::Sending | SendState::Sent => None,
+        }
     }
 }
 
@@ -489,5 +721,137 @@ mod tests {
         assert!(text.starts_with(EN.notice_feedback), "{text}");
         session.notice = None;
         assert_eq!(EN.notice(&session), None);
+    }
+
+    #[test]
+    fn every_table_words_the_call() {
+        for table in [&EN, &DE, &AR] {
+            let v = &table.voice;
+            let all = [
+                v.start_call,
+                v.hang_up,
+                v.joining,
+                v.waiting_for_agent,
+                v.agent_initializing,
+                v.agent_listening,
+                v.agent_thinking,
+                v.agent_speaking,
+                v.agent_connected,
+                v.reconnecting,
+                v.call_ended,
+                v.mic_denied,
+                v.mic_missing,
+                v.mic_busy,
+                v.mic_other,
+                v.join_timeout_room,
+                v.join_timeout_agent,
+                v.join_timeout_ready,
+                v.refused,
+                v.unreachable,
+                v.connection_lost,
+                v.agent_left,
+                v.call_error,
+                v.enable_audio,
+                v.mute,
+                v.unmute,
+                v.microphone,
+                v.message_queued,
+                v.message_failed,
+                v.resend,
+            ];
+            for text in all {
+                assert!(
+                    !text.trim().is_empty() && !text.contains('{'),
+                    "{}: {text:?}",
+                    table.lang
+                );
+            }
+            // Each microphone problem has its own sentence, and each says typing works.
+            let notices = [
+                MicError::Denied,
+                MicError::Missing,
+                MicError::Busy,
+                MicError::Other,
+            ]
+            .map(|error| table.mic_notice(error));
+            let fallback = notices[0].rsplit_once(". ").map(|(_, tail)| tail);
+            for (i, notice) in notices.iter().enumerate() {
+                assert!(notices[..i].iter().all(|other| other != notice));
+                assert_eq!(
+                    notice.rsplit_once(". ").map(|(_, tail)| tail),
+                    fallback,
+                    "{}",
+                    table.lang
+                );
+            }
+            assert_ne!(table.mic_toggle(true), table.mic_toggle(false));
+        }
+        assert_ne!(DE.voice.mic_denied, EN.voice.mic_denied);
+        assert_ne!(AR.voice.mic_denied, EN.voice.mic_denied);
+        assert_ne!(AR.voice.enable_audio, EN.voice.enable_audio);
+    }
+
+    #[test]
+    fn the_call_status_follows_the_call() {
+        use crate::voice::call::{Effect, Input};
+        use crate::voice::{LinkState, MicRequest};
+        use speaknode_api::VoiceGrant;
+
+        let mut call = Call::default();
+        assert_eq!(EN.call_status(&call), "");
+        let effects = call.handle(Input::Start {
+            grant: VoiceGrant {
+                url: "wss://lk.invalid".into(),
+                token: "t".into(),
+            },
+            mic: MicRequest::default(),
+        });
+        assert_eq!(EN.call_status(&call), EN.voice.joining);
+        call.handle(Input::Link(LinkState::Connected));
+        assert_eq!(EN.call_status(&call), EN.voice.waiting_for_agent);
+        call.handle(Input::AgentState(AgentState::Speaking));
+        assert_eq!(DE.call_status(&call), "Spricht");
+        call.handle(Input::AgentState(AgentState::Unknown));
+        assert_eq!(EN.call_status(&call), EN.voice.agent_connected);
+        call.handle(Input::Link(LinkState::Reconnecting));
+        assert_eq!(AR.call_status(&call), AR.voice.reconnecting);
+        let join = effects
+            .iter()
+            .find_map(|effect| match effect {
+                Effect::StartTimer { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a join timer");
+        call.handle(Input::Link(LinkState::Connected));
+        call.handle(Input::Hangup);
+        call.handle(Input::Timer(join));
+        assert_eq!(EN.call_status(&call), "Call ended");
+    }
+
+    #[test]
+    fn call_failures_have_their_own_words() {
+        let failures = [
+            CallFailure::JoinTimeout(JoinStage::Room),
+            CallFailure::JoinTimeout(JoinStage::Agent),
+            CallFailure::JoinTimeout(JoinStage::AgentReady),
+            CallFailure::Refused,
+            CallFailure::Unreachable,
+            CallFailure::ConnectionLost,
+            CallFailure::AgentLeft,
+            CallFailure::Sdk("TypeError: x".into()),
+        ];
+        let texts: Vec<String> = failures.iter().map(|f| EN.call_failure(f)).collect();
+        for (i, text) in texts.iter().enumerate() {
+            assert!(texts[..i].iter().all(|other| other != text), "{text}");
+            assert!(!text.contains("TypeError"), "SDK details are not for users");
+        }
+        assert_eq!(
+            EN.call_failure(&CallFailure::Grant(
+                crate::session::WidgetError::unreachable()
+            )),
+            EN.error_unreachable
+        );
+        assert_eq!(EN.send_state(SendState::Failed), Some("Not sent."));
+        assert_eq!(EN.send_state(SendState::Sent), None);
     }
 }

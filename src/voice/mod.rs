@@ -11,6 +11,8 @@
 //! The pure state that turns those events into what the panel shows lives in Rust modules
 //! next to this one, unit-tested natively.
 
+pub mod call;
+pub mod captions;
 pub mod livekit;
 
 use futures_channel::mpsc;
@@ -183,4 +185,41 @@ pub trait VoiceTransport {
     fn disconnect(&self) -> LocalFuture<()>;
     /// The transport's events, in order. Called once per transport.
     fn events(&self) -> mpsc::UnboundedReceiver<VoiceEvent>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microphone_failures_map_from_dom_exception_names() {
+        for (name, error) in [
+            ("NotAllowedError", MicError::Denied),
+            ("SecurityError", MicError::Denied),
+            ("PermissionDeniedError", MicError::Denied),
+            ("NotFoundError", MicError::Missing),
+            ("OverconstrainedError", MicError::Missing),
+            ("DevicesNotFoundError", MicError::Missing),
+            ("NotReadableError", MicError::Busy),
+            ("AbortError", MicError::Busy),
+            ("TrackStartError", MicError::Busy),
+            ("TypeError", MicError::Other),
+            ("", MicError::Other),
+            // DOMException names are case-sensitive; a lower-case one is not the browser's.
+            ("notallowederror", MicError::Other),
+        ] {
+            assert_eq!(MicError::from_dom_name(name), error, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn agent_states_parse_and_unknown_values_are_tolerated() {
+        assert_eq!(AgentState::parse("listening"), AgentState::Listening);
+        assert_eq!(AgentState::parse("speaking"), AgentState::Speaking);
+        assert_eq!(AgentState::parse("idle"), AgentState::Unknown);
+        assert_eq!(
+            AgentState::parse("pre-connect-buffering"),
+            AgentState::Unknown
+        );
+    }
 }

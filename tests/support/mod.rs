@@ -1,6 +1,9 @@
-//! Shared by the widget's browser tests: a scripted BFF, a shadow-root host as the loader
-//! makes it, and small helpers to read what the user sees.
+//! Shared by the widget's browser tests: a scripted BFF, a scripted voice transport
+//! (`voice`), a shadow-root host as the loader makes it, and small helpers to read what the
+//! user sees.
 #![allow(dead_code)]
+
+pub mod voice;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
