@@ -13,6 +13,7 @@
 
 pub mod call;
 pub mod captions;
+pub mod livekit;
 
 use futures_channel::mpsc;
 use speaknode_api::VoiceGrant;
