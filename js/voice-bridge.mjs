@@ -48,6 +48,12 @@ export function create(onEvent) {
       noiseSuppression: true,
       autoGainControl: true,
     },
+    // The pre-connect buffer records the first words while the room is still joining and
+    // hands them to the agent once it is there. It has to be a publish default: in
+    // livekit-client 2.23.0, setMicrophoneEnabled's third argument does not reach the check
+    // that starts the buffer (it reads the room's publishDefaults merged with the *capture*
+    // options), so passing it there silently records nothing.
+    publishDefaults: { preConnectBuffer: true },
     // One quick retry of the SDK's own; after that the widget decides (a fresh grant, or an
     // error the visitor can act on) instead of the SDK retrying for half a minute.
     reconnectPolicy: {
@@ -253,9 +259,7 @@ export function create(onEvent) {
     async connect(url, token, { mic = false, deviceId = null } = {}) {
       micBusy += 1;
       const opening = mic
-        ? room.localParticipant.setMicrophoneEnabled(true, deviceId ? { deviceId } : undefined, {
-            preConnectBuffer: true,
-          })
+        ? room.localParticipant.setMicrophoneEnabled(true, deviceId ? { deviceId } : undefined)
         : Promise.resolve();
       const joining = room.connect(url, token, { autoSubscribe: true });
       // The microphone's outcome is reported once both are known: a failed join fails the

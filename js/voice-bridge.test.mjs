@@ -62,6 +62,7 @@ test("the room is set up as the plan says: one SDK retry, no adaptive layers, pl
     webAudioMix: false,
     disconnectOnPageLeave: true,
     audioCaptureDefaults: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    publishDefaults: { preConnectBuffer: true },
   });
   assert.equal(reconnectPolicy.nextRetryDelayInMs({ retryCount: 0 }), 300);
   assert.equal(reconnectPolicy.nextRetryDelayInMs({ retryCount: 1 }), null);
@@ -105,7 +106,7 @@ test("connect opens the microphone with the pre-connect buffer in parallel with 
   const connecting = bridge.connect("wss://lk.example", "JOIN", { mic: true, deviceId: "usb" });
   await settle();
   assert.deepEqual(room.calls, [
-    ["setMicrophoneEnabled", true, { deviceId: "usb" }, { preConnectBuffer: true }],
+    ["setMicrophoneEnabled", true, { deviceId: "usb" }],
     ["connect", "wss://lk.example", "JOIN", { autoSubscribe: true }],
   ]);
   room.micTrack = { mediaStreamTrack: { id: "mic-1" } };
@@ -333,7 +334,7 @@ test("calls after the start: mute, switch, start audio, chat; a failing micropho
   await bridge.startAudio();
   await bridge.sendChat("Where is my order?");
   assert.deepEqual(room.calls, [
-    ["setMicrophoneEnabled", false, undefined, undefined],
+    ["setMicrophoneEnabled", false],
     ["switchActiveDevice", "audioinput", "usb", true],
     ["startAudio"],
     ["sendText", "Where is my order?", { topic: "lk.chat" }],

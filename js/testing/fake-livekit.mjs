@@ -103,8 +103,8 @@ export class Room {
     this.micTrack = null;
     const room = this;
     this.localParticipant = {
-      async setMicrophoneEnabled(on, capture, publish) {
-        room.calls.push(["setMicrophoneEnabled", on, capture, publish]);
+      async setMicrophoneEnabled(on, ...options) {
+        room.calls.push(["setMicrophoneEnabled", on, ...options]);
         return room.micOutcome(on);
       },
       getTrackPublication(source) {
