@@ -5,7 +5,9 @@
 import { before, after } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 export const env = (name) => {
@@ -405,4 +407,21 @@ export function jwts(text) {
 /** axe-core's source, to evaluate in pages (DevTools evaluation is not subject to the page's CSP). */
 export async function axeSource() {
   return readFile(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+}
+
+/** The URL of the wasm's voice loader: LiveKitJs's inline snippet, which wasm-bindgen writes
+ *  under app/snippets/<crate>-<hash>/ (the hash changes with the crate, so it is looked up in
+ *  the build). Its `loadVoice()` imports app/voice.mjs as the widget does at call start. */
+export async function voiceLoaderUrl() {
+  const snippets = fileURLToPath(new URL("../dist/app/snippets/", import.meta.url));
+  const loaders = [];
+  for (const dir of await readdir(snippets)) {
+    for (const file of await readdir(join(snippets, dir))) {
+      if ((await readFile(join(snippets, dir, file), "utf8")).includes("voice.mjs")) {
+        loaders.push(new URL(`/app/snippets/${dir}/${file}`, HOST_URL).href);
+      }
+    }
+  }
+  assert.equal(loaders.length, 1, `one snippet loads the voice bundle: ${loaders}`);
+  return loaders[0];
 }

@@ -160,11 +160,14 @@ pub fn mount(container: web_sys::HtmlElement, options: &JsValue) -> Result<Widge
     Ok(mount_with(container, backend, options, Pacing::default()))
 }
 
-/// How this build joins calls. `None`: it has no voice transport, so a conversation that
-/// offers a call shows it as unavailable (typed messages travel through the call's room
-/// too) and one without works as ever.
+/// How the widget joins calls: livekit-client through the bridge, one transport per room
+/// connection. Nothing is loaded until a transport connects. (Without a factory a
+/// conversation that offers a call shows it as unavailable; `mount_with_voice` takes
+/// `None` for that.)
 fn production_voice() -> Option<VoiceFactory> {
-    None
+    Some(Rc::new(|| {
+        Rc::new(voice::livekit::LiveKitJs::new()) as Rc<dyn voice::VoiceTransport>
+    }))
 }
 
 /// Mounts with any backend: the production path uses `fetch`, tests script the BFF. Calls

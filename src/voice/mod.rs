@@ -14,6 +14,7 @@
 pub mod audio;
 pub mod call;
 pub mod captions;
+pub mod livekit;
 
 use futures_channel::mpsc;
 use speaknode_api::VoiceGrant;

@@ -18,6 +18,10 @@ const WIDGET_FILES: &[&str] = &[
     "app/speaknode-widget_bg.wasm",
 ];
 
+/// What the browser loads only when a visitor starts a call: the voice bridge bundled with
+/// livekit-client (js/bundle.mjs). Reported beside the others, never added to them.
+const CALL_START_FILE: &str = "app/voice.mjs";
+
 #[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
 struct Bytes {
     raw: usize,
@@ -38,6 +42,8 @@ struct Sizes {
     total: Bytes,
     /// What every page view costs before any intent: the loader and its stylesheet.
     page_load: Bytes,
+    /// Loaded at call start only: the voice bundle.
+    call_start: FileSize,
     peer: Peer,
 }
 
@@ -87,8 +93,9 @@ fn widget_files(dist: &Path) -> anyhow::Result<Vec<FileSize>> {
             bytes: measure(&data)?,
         });
     }
-    // wasm-bindgen puts inline JS of dependencies under snippets/; the browser loads those too.
-    let snippets = dist.join("snippets");
+    // wasm-bindgen puts inline JS (ours and dependencies') under snippets/ beside the glue;
+    // the glue imports those statically, so they load with it.
+    let snippets = dist.join("app/snippets");
     if snippets.is_dir() {
         for entry in walk(&snippets)? {
             let data = std::fs::read(&entry)?;
@@ -130,6 +137,12 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
     );
     // The loader and its stylesheet, the first two of WIDGET_FILES.
     let page_load = sum(&files[..2]);
+    let voice = std::fs::read(dist.join(CALL_START_FILE))
+        .with_context(|| format!("reading dist/{CALL_START_FILE}"))?;
+    let call_start = FileSize {
+        path: CALL_START_FILE.to_owned(),
+        bytes: measure(&voice)?,
+    };
     let peer_data = std::fs::read(crate::project_root().join(PEER_FILE))
         .with_context(|| format!("reading {PEER_FILE} (npm ci installs it)"))?;
     let peer_bytes = measure(&peer_data)?;
@@ -143,6 +156,13 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
     println!(
         "{:<40} {:>10} {:>10} {:>10}",
         "page load (loader + css)", page_load.raw, page_load.gzip, page_load.brotli
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>10}",
+        format!("{CALL_START_FILE} (loaded at call start)"),
+        call_start.bytes.raw,
+        call_start.bytes.gzip,
+        call_start.bytes.brotli
     );
     println!(
         "{:<40} {:>10} {:>10} {:>10}",
@@ -162,6 +182,7 @@ pub fn sizes(dist: &Path, out: &Path) -> anyhow::Result<()> {
         files,
         total,
         page_load,
+        call_start,
         peer,
     })?;
     std::fs::write(out.join("sizes.json"), json)?;

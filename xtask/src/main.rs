@@ -193,6 +193,10 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
     }
     if stage(Stage::Native) {
         cargo(&["test", "--workspace", "--locked"])?;
+        // The voice bridge's unit tests, against a stand-in for livekit-client.
+        run(tools
+            .command("node")
+            .args(["--test", "--test-reporter=spec", "js/"]))?;
     }
     if stage(Stage::Browser) {
         // The widget's component tests, in headless Chromium through wasm-bindgen-test-runner:

@@ -1,0 +1,169 @@
+// A stand-in for the parts of livekit-client the voice bridge uses, for the bridge's unit
+// tests (js/voice-bridge.test.mjs bundles the bridge against this file instead of the SDK).
+// Names and values mirror livekit-client 2.23.0's exports; the room is driven by the test.
+
+export const ConnectionErrorReason = {
+  NotAllowed: 0,
+  ServerUnreachable: 1,
+  InternalError: 2,
+  Cancelled: 3,
+  LeaveRequest: 4,
+  Timeout: 5,
+  WebSocket: 6,
+  ServiceNotFound: 7,
+};
+
+export class ConnectionError extends Error {
+  constructor(message, reason, status) {
+    super(message);
+    this.name = "ConnectionError";
+    this.reason = reason;
+    this.status = status;
+  }
+}
+
+// protobuf-es enums map both ways, as the SDK's do.
+export const DisconnectReason = {};
+for (const [name, value] of Object.entries({
+  UNKNOWN_REASON: 0,
+  CLIENT_INITIATED: 1,
+  DUPLICATE_IDENTITY: 2,
+  SERVER_SHUTDOWN: 3,
+  PARTICIPANT_REMOVED: 4,
+  ROOM_DELETED: 5,
+  STATE_MISMATCH: 6,
+  JOIN_FAILURE: 7,
+  MIGRATION: 8,
+  SIGNAL_CLOSE: 9,
+  ROOM_CLOSED: 10,
+  USER_UNAVAILABLE: 11,
+  USER_REJECTED: 12,
+  SIP_TRUNK_FAILURE: 13,
+  CONNECTION_TIMEOUT: 14,
+})) {
+  DisconnectReason[name] = value;
+  DisconnectReason[value] = name;
+}
+
+export const ParticipantKind = { STANDARD: 0, INGRESS: 1, EGRESS: 2, SIP: 3, AGENT: 4 };
+
+export const RoomEvent = {
+  ConnectionStateChanged: "connectionStateChanged",
+  Disconnected: "disconnected",
+  ParticipantConnected: "participantConnected",
+  ParticipantDisconnected: "participantDisconnected",
+  ParticipantAttributesChanged: "participantAttributesChanged",
+  TrackSubscribed: "trackSubscribed",
+  LocalTrackPublished: "localTrackPublished",
+  AudioPlaybackStatusChanged: "audioPlaybackChanged",
+  MediaDevicesChanged: "mediaDevicesChanged",
+  MediaDevicesError: "mediaDevicesError",
+};
+
+export const Track = {
+  Kind: { Audio: "audio", Video: "video" },
+  Source: { Microphone: "microphone", Camera: "camera" },
+};
+
+/** A remote participant as the SDK describes one. */
+export function participant(identity, { kind = ParticipantKind.STANDARD, attributes = {}, audio = [] } = {}) {
+  return {
+    identity,
+    kind,
+    attributes,
+    audioTrackPublications: new Map(audio.map((track, index) => [`TR_${index}`, { track }])),
+  };
+}
+
+/** A remote audio track wrapping a stand-in MediaStreamTrack. */
+export function audioTrack(id) {
+  return { kind: Track.Kind.Audio, mediaStreamTrack: { id, kind: "audio" } };
+}
+
+export class Room {
+  /** Every room created, newest last. */
+  static rooms = [];
+  static devices = [{ deviceId: "default", label: "Default", kind: "audioinput" }];
+
+  static async getLocalDevices(kind, requestPermissions) {
+    Room.listed = { kind, requestPermissions };
+    return Room.devices;
+  }
+
+  constructor(options) {
+    this.options = options;
+    this.listeners = new Map();
+    this.textHandlers = new Map();
+    this.remoteParticipants = new Map();
+    this.canPlaybackAudio = true;
+    this.calls = [];
+    // What the test makes connect() and the microphone do.
+    this.connectOutcome = Promise.resolve();
+    this.micOutcome = () => Promise.resolve();
+    this.micTrack = null;
+    const room = this;
+    this.localParticipant = {
+      async setMicrophoneEnabled(on, ...options) {
+        room.calls.push(["setMicrophoneEnabled", on, ...options]);
+        return room.micOutcome(on);
+      },
+      getTrackPublication(source) {
+        return source === Track.Source.Microphone && room.micTrack ? { track: room.micTrack } : undefined;
+      },
+      async sendText(text, options) {
+        room.calls.push(["sendText", text, options]);
+        return { id: "TS_1", topic: options.topic };
+      },
+    };
+    Room.rooms.push(this);
+  }
+
+  on(event, listener) {
+    if (!this.listeners.has(event)) this.listeners.set(event, new Set());
+    this.listeners.get(event).add(listener);
+    return this;
+  }
+
+  off(event, listener) {
+    this.listeners.get(event)?.delete(listener);
+    return this;
+  }
+
+  /** How many listeners are registered, over all events. */
+  listenerCount() {
+    let count = 0;
+    for (const set of this.listeners.values()) count += set.size;
+    return count;
+  }
+
+  emit(event, ...args) {
+    for (const listener of [...(this.listeners.get(event) ?? [])]) listener(...args);
+  }
+
+  registerTextStreamHandler(topic, handler) {
+    if (this.textHandlers.has(topic)) throw new Error(`handler for ${topic} already set`);
+    this.textHandlers.set(topic, handler);
+  }
+
+  unregisterTextStreamHandler(topic) {
+    this.textHandlers.delete(topic);
+  }
+
+  async connect(url, token, options) {
+    this.calls.push(["connect", url, token, options]);
+    return this.connectOutcome;
+  }
+
+  async disconnect() {
+    this.calls.push(["disconnect"]);
+  }
+
+  async startAudio() {
+    this.calls.push(["startAudio"]);
+  }
+
+  async switchActiveDevice(kind, id, exact) {
+    this.calls.push(["switchActiveDevice", kind, id, exact]);
+    return true;
+  }
+}
