@@ -2,8 +2,9 @@
 //! or reactive type so it is tested with ordinary `#[test]`s.
 //!
 //! Components only read a [`Session`] and call its methods; the driver (`driver.rs`) feeds it
-//! with what the BFF answers. Voice and chat over the realtime channel will add events here,
-//! not new state elsewhere.
+//! with what the BFF answers. A conversation's call (voice and typed chat in its LiveKit
+//! room) is a state machine of its own, `voice::call::Call`, held by the driver in a signal
+//! beside this one: the call starts, fails and is retried while the conversation runs on.
 
 use speaknode_api::{ConversationStatus, ConversationView, ErrorCode, Problem, Rating, Role, Turn};
 
