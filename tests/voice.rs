@@ -775,6 +775,23 @@ async fn a_reload_rejoins_the_call_with_a_grant_from_a_renewal() {
         "one renewal brought the join grant"
     );
     assert_eq!(room.grants()[0].token, "join-token-0-renewed-1");
+    // The agent repeats its unanswered greeting to the visitor who joined again: the
+    // stored turn takes the caption in, so it shows once.
+    until("the greeting", || turn_texts(&m.root) == [GREETING]).await;
+    room.agent_says("TR_again", GREETING, true);
+    // Events are handled in order: once this line shows, the repetition was handled too.
+    room.agent_says("TR_next", "Anything else?", true);
+    until("the next line", || {
+        row_with(&m.root, "Anything else?").is_some()
+    })
+    .await;
+    assert_eq!(
+        rows(&m.root),
+        [
+            (GREETING.to_owned(), false, false),
+            ("Anything else?".to_owned(), true, true)
+        ]
+    );
     let mut widget = m.widget;
     widget.destroy();
     resume::clear(agent);

@@ -29,7 +29,8 @@
 //! tests exercise this rule rather than an accidental match. A final live line is dropped
 //! when a history turn of the same role has the same normalised text ([`normalise`]) — one
 //! turn absorbs at most one line, and turns that existed before the call started
-//! ([`Captions::set_baseline`]) absorb none, so a visitor saying "yes" twice sees it twice.
+//! ([`Captions::set_baseline`]) absorb none, so a visitor saying "yes" twice sees it twice —
+//! except an unanswered last agent turn, which agents repeat to a visitor who joins late.
 //! A turn that arrived as several segments (a pause mid-sentence) absorbs the run of that
 //! role's final lines whose words, joined, are the turn's. Non-final lines never match:
 //! they are still changing, and a match would hide words.
@@ -108,8 +109,18 @@ impl Captions {
 
     /// Remembers the history turns that exist as the call starts, so an old turn with the
     /// same words never hides a new line.
+    ///
+    /// One exception: when history ends with an agent turn nobody answered, that turn stays
+    /// open. An agent repeats its last unanswered turn to a visitor who joins late (a rejoin
+    /// after a reload, a join after the greeting was stored), and the caption of that
+    /// repetition must fall into the stored turn instead of showing it twice.
     pub fn set_baseline(&mut self, history: &[Turn]) {
-        self.baseline = history.iter().map(|turn| turn.id.clone()).collect();
+        let open = history.last().filter(|turn| turn.role == Role::Agent);
+        self.baseline = history
+            .iter()
+            .filter(|turn| open.is_none_or(|open| open.id != turn.id))
+            .map(|turn| turn.id.clone())
+            .collect();
     }
 
     /// Takes in one chunk of a text stream. Returns whether a line changed; chunks of other
@@ -641,6 +652,37 @@ mod tests {
             texts(&captions.merged(&history)),
             ["history:Yes", "history:Yes", "history:yes"]
         );
+    }
+
+    #[test]
+    fn the_unanswered_last_agent_turn_absorbs_its_repetition_to_a_late_joiner() {
+        // A rejoin after a reload: the agent repeats what it said last, nobody having
+        // answered it; the stored turn shows once.
+        let mut captions = captions();
+        let history = vec![
+            turn("item_1", Role::Agent, "Hi! How can I help?"),
+            turn("item_2", Role::User, "Where is my order?"),
+            turn("item_3", Role::Agent, "It ships tomorrow."),
+        ];
+        captions.set_baseline(&history);
+        captions.push(&done(chunk(AGENT, "s9", "It ships tomorrow.", &[])));
+        captions.push(&done(chunk(AGENT, "s10", "Hi! How can I help?", &[])));
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                "history:Hi! How can I help?",
+                "history:Where is my order?",
+                "history:It ships tomorrow.",
+                "live:Hi! How can I help?"
+            ],
+            "only the open turn absorbs; an older one said again is new"
+        );
+        // Answered turns stay closed.
+        let mut captions = self::captions();
+        let answered = &history[..2];
+        captions.set_baseline(answered);
+        captions.push(&done(chunk(AGENT, "s11", "Hi! How can I help?", &[])));
+        assert_eq!(captions.merged(answered).len(), 3);
     }
 
     #[test]
