@@ -244,6 +244,7 @@ impl Driver {
     /// conversation is starting.
     pub(super) fn reset_call(&self) {
         self.stop_call();
+        self.voice.resume.set(false);
         let _ = self.voice.call.try_set(None);
         let _ = self.voice.unavailable.try_set(false);
     }
