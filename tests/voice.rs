@@ -778,11 +778,26 @@ async fn a_reload_rejoins_the_call_with_a_grant_from_a_renewal() {
     // The agent repeats its unanswered greeting to the visitor who joined again: the
     // stored turn takes the caption in, so it shows once.
     until("the greeting", || turn_texts(&m.root) == [GREETING]).await;
-    room.agent_says("TR_again", GREETING, true);
-    // Events are handled in order: once this line shows, the repetition was handled too.
-    room.agent_says("TR_next", "Anything else?", true);
+    let (start, rest) = GREETING.split_at(12);
+    room.agent_says("TR_again", start, false);
+    // Events are handled in order: once this line shows, the ones before were handled too.
+    room.agent_says("TR_next", "Anything else?", false);
     until("the next line", || {
         row_with(&m.root, "Anything else?").is_some()
+    })
+    .await;
+    assert_eq!(
+        rows(&m.root),
+        [
+            (GREETING.to_owned(), false, false),
+            ("Anything else?".to_owned(), true, false)
+        ],
+        "the repetition, still being spoken, hides in the stored turn"
+    );
+    room.agent_says("TR_again", rest, true);
+    room.agent_says("TR_next", "", true);
+    until("the next line final", || {
+        row_with(&m.root, "Anything else?").is_some_and(|row| row.has_attribute("data-final"))
     })
     .await;
     assert_eq!(

@@ -99,6 +99,8 @@ pub struct Captions {
     entries: Vec<Entry>,
     /// Ids of history turns that existed before the call: they never absorb a live line.
     baseline: Vec<String>,
+    /// The unanswered last agent turn at the start of the call, which the agent may repeat.
+    open: Option<String>,
 }
 
 impl Captions {
@@ -121,6 +123,7 @@ impl Captions {
             .filter(|turn| open.is_none_or(|open| open.id != turn.id))
             .map(|turn| turn.id.clone())
             .collect();
+        self.open = open.map(|turn| turn.id.clone());
     }
 
     /// Takes in one chunk of a text stream. Returns whether a line changed; chunks of other
@@ -250,6 +253,27 @@ impl Captions {
                 for i in run {
                     dropped[i] = true;
                 }
+            }
+        }
+        // The agent repeating its open turn: while the repetition is still being spoken, its
+        // words so far are the start of the stored turn, which already shows them. Hidden
+        // only while that holds; words that go another way show as they come.
+        let open = self
+            .open
+            .as_ref()
+            .and_then(|open| history.iter().position(|turn| &turn.id == open))
+            .filter(|&t| !absorbed[t]);
+        if let Some(t) = open {
+            let repeating = (0..lines.len()).find(|&i| {
+                let text = normalise(&lines[i].text);
+                !dropped[i]
+                    && !lines[i].is_final
+                    && lines[i].role == Role::Agent
+                    && !text.is_empty()
+                    && keys[t].starts_with(&text)
+            });
+            if let Some(i) = repeating {
+                dropped[i] = true;
             }
         }
         let mut shown: Vec<Shown> = history.iter().cloned().map(Shown::History).collect();
@@ -665,7 +689,14 @@ mod tests {
             turn("item_3", Role::Agent, "It ships tomorrow."),
         ];
         captions.set_baseline(&history);
-        captions.push(&done(chunk(AGENT, "s9", "It ships tomorrow.", &[])));
+        // While it is being said, the repetition hides in the stored turn too.
+        captions.push(&chunk(AGENT, "s9", "It ships", &[]));
+        assert_eq!(captions.merged(&history).len(), 3);
+        // Words that go another way are shown.
+        captions.push(&chunk(AGENT, "s8", "Something else", &[]));
+        assert_eq!(captions.merged(&history).len(), 4);
+        captions.push(&done(chunk(AGENT, "s8", " entirely.", &[])));
+        captions.push(&done(chunk(AGENT, "s9", " tomorrow.", &[])));
         captions.push(&done(chunk(AGENT, "s10", "Hi! How can I help?", &[])));
         assert_eq!(
             texts(&captions.merged(&history)),
@@ -673,6 +704,7 @@ mod tests {
                 "history:Hi! How can I help?",
                 "history:Where is my order?",
                 "history:It ships tomorrow.",
+                "live:Something else entirely.",
                 "live:Hi! How can I help?"
             ],
             "only the open turn absorbs; an older one said again is new"
