@@ -239,6 +239,7 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     t.diagnostic(`muted uplink: ${JSON.stringify(muted)}`);
 
     // End conversation: the room is left, and nothing of the call keeps running.
+    const beforeEnd = problems.length;
     await page.getByTestId("sn-end").click();
     await until(async () => (await roomStats(room))?.visitor.connected === false, { message: "the visitor gone from the room" });
     await until(
@@ -273,7 +274,16 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     );
     t.diagnostic(`left after the end: ${JSON.stringify(work)}`);
     await context.close();
-    assert.deepEqual(realProblems(problems), []);
+    // Ending races the widget's leave (sent at once) against the conversation's end at the
+    // BFF, after which the stand-in closes the room's socket: when the close wins,
+    // livekit-client logs "error reading from signal stream … WS closed unexpectedly with
+    // code 1005" (in about half the runs here). The room is left either way (asserted
+    // above); only that log, and only after the click on End, is let through.
+    const endRace = (problem, i) =>
+      i >= beforeEnd && problem.includes("error reading from signal stream") && problem.includes("WS closed unexpectedly with code 1005");
+    const afterEnd = problems.filter((problem, i) => endRace(problem, i));
+    if (afterEnd.length > 0) t.diagnostic(`the end race's log: ${afterEnd.length}`);
+    assert.deepEqual(realProblems(problems.filter((problem, i) => !endRace(problem, i))), []);
   } finally {
     await browser.close();
   }
