@@ -96,7 +96,15 @@ function recordAgentStates() {
     const note = () => {
       const status = root.querySelector('[data-testid="sn-call-status"]');
       const state = status?.dataset.agent;
-      if (state && seen.at(-1)?.state !== state) seen.push({ state, text: status.textContent.trim() });
+      if (state && seen.at(-1)?.state !== state) {
+        seen.push({ state, text: status.textContent.trim() });
+        // What the transcript showed when the agent first spoke (the greeting may already
+        // be there from the REST history, and then its caption rightly stays hidden).
+        if (state === "speaking" && !window.__atFirstSpeaking) {
+          const rows = [...root.querySelectorAll('[data-testid="sn-turn"]')];
+          window.__atFirstSpeaking = rows.map((row) => row.querySelector(".sn-text")?.textContent.trim());
+        }
+      }
       for (const row of root.querySelectorAll('[data-testid="sn-turn"][data-role="agent"][data-live]')) {
         const text = row.querySelector(".sn-text")?.textContent.trim();
         if (text && captions.at(-1)?.text !== text) captions.push({ text, state });
@@ -206,9 +214,15 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     assert.deepEqual(await turnsSaying(page, ORDER), [["user", ORDER]], `the message once: ${shown}`);
     assert.deepEqual(await turnsSaying(page, ORDER_REPLY), [["agent", ORDER_REPLY]], `the reply once: ${shown}`);
     // The reply was captioned as it was spoken, before history had it: live rows that grew
-    // towards its words while the agent was speaking.
+    // towards its words while the agent was speaking. So was the greeting, unless history
+    // showed it before the agent started speaking it.
     const captions = await page.evaluate(() => window.__liveCaptions);
     t.diagnostic(`live agent captions: ${JSON.stringify(captions)}`);
+    const atFirstSpeaking = await page.evaluate(() => window.__atFirstSpeaking);
+    assert.ok(
+      atFirstSpeaking?.includes(GREETING) || captions.some(({ text, state }) => state === "speaking" && GREETING.startsWith(text)),
+      `the greeting shown as the agent spoke it: ${JSON.stringify({ atFirstSpeaking, captions })}`,
+    );
     assert.ok(
       captions.some(({ text, state }) => state === "speaking" && ORDER_REPLY.startsWith(text)),
       `a caption of the reply while speaking: ${JSON.stringify(captions)}`,
