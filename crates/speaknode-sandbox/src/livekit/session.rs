@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use bytes::{Bytes, BytesMut};
 use livekit_protocol as proto;
 use prost::Message as _;
@@ -162,8 +162,33 @@ pub(crate) async fn run(
     });
     session.close().await;
     if !dropped {
-        let _ = socket.send(Message::Close(None)).await;
+        close_normally(socket).await;
     }
+}
+
+/// How long the stand-in waits for the client's half of the closing handshake.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Ends the signalling socket as LiveKit's server does: a close frame with code 1000, then
+/// the client's reply read before the socket is dropped. livekit-client treats any close that
+/// is neither clean nor 1000 as a failure ("WS closed unexpectedly with code 1005"), and
+/// dropping a socket with unread frames (the client's `leave`, a ping) resets the connection.
+async fn close_normally(mut socket: WebSocket) {
+    let frame = CloseFrame {
+        code: close_code::NORMAL,
+        reason: "".into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 struct Session {

@@ -280,6 +280,21 @@ async fn a_session_starts_with_the_join_then_the_subscriber_offer_and_ends_with_
             other => panic!("unexpected before the leave: {other:?}"),
         }
     }
+    // Then a normal close (1000), as LiveKit's server sends: livekit-client reports any other
+    // close as "WS closed unexpectedly" (it saw 1005 when the frame had no code).
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(
+                    frame.code,
+                    tungstenite::protocol::frame::coding::CloseCode::Normal
+                );
+                break;
+            }
+            Some(Ok(Message::Binary(_))) => {}
+            other => panic!("expected a close frame with a code, got {other:?}"),
+        }
+    }
 }
 
 /// What a webrtc-rs client in the visitor's place saw on its connections.
