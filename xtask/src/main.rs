@@ -200,7 +200,8 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
     }
     if stage(Stage::Browser) {
         // The widget's component tests, in headless Chromium through wasm-bindgen-test-runner:
-        // the data layer (web) and the panel as a visitor meets it (ui).
+        // the data layer (web), the panel as a visitor meets it (ui) and a conversation with a
+        // call over a scripted room (voice).
         cargo(&[
             "test",
             "-p",
@@ -211,6 +212,8 @@ fn test(only: Option<Stage>, e2e_files: &[String]) -> anyhow::Result<()> {
             "web",
             "--test",
             "ui",
+            "--test",
+            "voice",
             "--locked",
         ])?;
     }
