@@ -50,6 +50,10 @@ pub struct ScriptedBackend {
     pub feedback: RefCell<Vec<FeedbackRequest>>,
     /// The senders of the streams opened so far.
     pub streams: RefCell<Vec<mpsc::UnboundedSender<StreamItem>>>,
+    /// Per stream, what the test pushed while the stream's opening items were still being
+    /// delivered (`None` once they all were): a push then waits its turn behind them, as it
+    /// would behind a real stream's first events.
+    backlogs: RefCell<Vec<Backlog>>,
     /// When set, opening a stream fails at once (as an HTTP error would).
     pub refuse_streams: RefCell<u32>,
     /// When set, ending fails with this error.
@@ -86,6 +90,7 @@ impl ScriptedBackend {
             ends: RefCell::new(0),
             feedback: RefCell::default(),
             streams: RefCell::default(),
+            backlogs: RefCell::default(),
             refuse_streams: RefCell::new(0),
             end_failure: RefCell::default(),
             end_gate: RefCell::default(),
@@ -115,6 +120,12 @@ impl ScriptedBackend {
     pub fn push(&self, item: StreamItem) {
         if let StreamItem::Conversation(view) = &item {
             *self.latest.borrow_mut() = Some(view.clone());
+        }
+        if let Some(backlog) = self.backlogs.borrow().last()
+            && let Some(waiting) = backlog.borrow_mut().as_mut()
+        {
+            waiting.push(item);
+            return;
         }
         let streams = self.streams.borrow();
         let stream = streams.last().expect("a stream is open");
@@ -177,6 +188,7 @@ impl Backend for ScriptedBackend {
     fn events(&self, token: &str, _id: &str) -> Subscription {
         self.check_token(token, "a stream");
         let (sender, items) = mpsc::unbounded();
+        let backlog: Backlog = Rc::new(RefCell::new(None));
         if *self.refuse_streams.borrow() > 0 {
             *self.refuse_streams.borrow_mut() -= 1;
             let _ = sender.unbounded_send(StreamItem::Failed);
@@ -197,6 +209,8 @@ impl Backend for ScriptedBackend {
                 }
             }
             let sender = sender.clone();
+            *backlog.borrow_mut() = Some(Vec::new());
+            let backlog = backlog.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 for item in items {
                     if sender.unbounded_send(item).is_err() {
@@ -204,8 +218,13 @@ impl Backend for ScriptedBackend {
                     }
                     sleep(1).await;
                 }
+                // Then what the test pushed meanwhile, in order; later pushes go straight in.
+                for item in backlog.borrow_mut().take().unwrap_or_default() {
+                    let _ = sender.unbounded_send(item);
+                }
             });
         }
+        self.backlogs.borrow_mut().push(backlog);
         self.streams.borrow_mut().push(sender);
         Subscription {
             items,
@@ -374,6 +393,9 @@ pub fn turn_texts(root: &ShadowRoot) -> Vec<String> {
         .map(|node| node.text_content().unwrap_or_default())
         .collect()
 }
+
+/// Items pushed to a stream before its opening items were all delivered.
+type Backlog = Rc<RefCell<Option<Vec<StreamItem>>>>;
 
 /// Waits until `condition` holds, yielding to the browser between checks; fails after 5 s.
 pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
