@@ -255,6 +255,22 @@ impl Captions {
                 }
             }
         }
+        // The agent cut off (the visitor spoke over it, or the stream was aborted): its final
+        // line holds the first words of a turn the platform stored whole. Final lines do not
+        // change any more, so nothing is hidden that would come later.
+        for i in 0..lines.len() {
+            if dropped[i] || !lines[i].is_final || lines[i].role != Role::Agent {
+                continue;
+            }
+            let text = normalise(&lines[i].text);
+            let cut_from = (0..history.len()).find(|&t| {
+                !absorbed[t] && history[t].role == Role::Agent && starts_with_words(&keys[t], &text)
+            });
+            if let Some(t) = cut_from {
+                absorbed[t] = true;
+                dropped[i] = true;
+            }
+        }
         // The agent repeating its open turn: while the repetition is still being spoken, its
         // words so far are the start of the stored turn, which already shows them. Hidden
         // only while that holds; words that go another way show as they come.
@@ -269,8 +285,7 @@ impl Captions {
                 !dropped[i]
                     && !lines[i].is_final
                     && lines[i].role == Role::Agent
-                    && !text.is_empty()
-                    && keys[t].starts_with(&text)
+                    && starts_with_words(&keys[t], &text)
             });
             if let Some(i) = repeating {
                 dropped[i] = true;
@@ -303,6 +318,17 @@ fn attribute<'a>(chunk: &'a TextChunk, name: &str) -> Option<&'a str> {
         .rev()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())
+}
+
+/// Whether `text` is the whole of `key` or its first words (a cut at a word boundary), both
+/// normalised; empty `text` is not.
+fn starts_with_words(key: &str, text: &str) -> bool {
+    !text.is_empty()
+        && key.starts_with(text)
+        && key[text.len()..]
+            .chars()
+            .next()
+            .is_none_or(|next| !next.is_alphanumeric())
 }
 
 /// The first run of two or more consecutive `candidates` (indices into `lines`) whose texts,
@@ -715,6 +741,42 @@ mod tests {
         captions.set_baseline(answered);
         captions.push(&done(chunk(AGENT, "s11", "Hi! How can I help?", &[])));
         assert_eq!(captions.merged(answered).len(), 3);
+    }
+
+    #[test]
+    fn an_agent_cut_off_mid_turn_shows_the_stored_turn_once() {
+        let mut captions = captions();
+        let greeting = "Hi! I'm Ava. How can I help you today?";
+        // The visitor spoke over the greeting: its stream ended after two words.
+        captions.push(&done(chunk(AGENT, "s1", "Hi! I'm", &[])));
+        captions.push(&done(chunk(VISITOR, "u1", "Where is my order?", &[])));
+        let history = vec![
+            turn("item_1", Role::Agent, greeting),
+            turn("item_2", Role::User, "Where is my order?"),
+        ];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                format!("history:{greeting}"),
+                "history:Where is my order?".to_owned()
+            ]
+        );
+        // Only at a word boundary, and only into the agent's turns.
+        let mut captions = self::captions();
+        captions.push(&done(chunk(AGENT, "s2", "His", &[])));
+        captions.push(&done(chunk(VISITOR, "u2", "Hi!", &[])));
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                format!("history:{greeting}"),
+                "history:Where is my order?".to_owned(),
+                "live:His".to_owned(),
+                "live:Hi!".to_owned()
+            ]
+        );
+        assert!(starts_with_words("hi! i'm ava", "hi"));
+        assert!(!starts_with_words("history", "hi"));
+        assert!(!starts_with_words("hi", ""));
     }
 
     #[test]
