@@ -32,8 +32,9 @@
 //! ([`Captions::set_baseline`]) absorb none, so a visitor saying "yes" twice sees it twice —
 //! except an unanswered last agent turn, which agents repeat to a visitor who joins late.
 //! A turn that arrived as several segments (a pause mid-sentence) absorbs the run of that
-//! role's final lines whose words, joined, are the turn's. Non-final lines never match:
-//! they are still changing, and a match would hide words.
+//! role's final lines whose words, joined, are the turn's. Non-final lines never match a
+//! turn exactly (they are still changing), but an agent line whose words so far begin a
+//! stored agent turn hides in it while that holds (the turn shows those words already).
 
 use speaknode_api::{Role, Turn};
 
@@ -99,8 +100,6 @@ pub struct Captions {
     entries: Vec<Entry>,
     /// Ids of history turns that existed before the call: they never absorb a live line.
     baseline: Vec<String>,
-    /// The unanswered last agent turn at the start of the call, which the agent may repeat.
-    open: Option<String>,
 }
 
 impl Captions {
@@ -123,7 +122,6 @@ impl Captions {
             .filter(|turn| open.is_none_or(|open| open.id != turn.id))
             .map(|turn| turn.id.clone())
             .collect();
-        self.open = open.map(|turn| turn.id.clone());
     }
 
     /// Takes in one chunk of a text stream. Returns whether a line changed; chunks of other
@@ -255,39 +253,22 @@ impl Captions {
                 }
             }
         }
-        // The agent cut off (the visitor spoke over it, or the stream was aborted): its final
-        // line holds the first words of a turn the platform stored whole. Final lines do not
-        // change any more, so nothing is hidden that would come later.
+        // The agent's words that a stored agent turn already shows: a line cut off (the
+        // visitor spoke over it, its stream ended early) or one still being spoken (an agent
+        // saying a turn the platform stored before the speech caught up, or repeating its
+        // unanswered turn to a visitor who joined late) whose words so far are the turn's
+        // first words. Such a line adds nothing; should its words go another way, it no
+        // longer matches and shows, so nothing said is hidden for good.
         for i in 0..lines.len() {
-            if dropped[i] || !lines[i].is_final || lines[i].role != Role::Agent {
+            if dropped[i] || lines[i].role != Role::Agent {
                 continue;
             }
             let text = normalise(&lines[i].text);
-            let cut_from = (0..history.len()).find(|&t| {
+            let shown_in = (0..history.len()).find(|&t| {
                 !absorbed[t] && history[t].role == Role::Agent && starts_with_words(&keys[t], &text)
             });
-            if let Some(t) = cut_from {
+            if let Some(t) = shown_in {
                 absorbed[t] = true;
-                dropped[i] = true;
-            }
-        }
-        // The agent repeating its open turn: while the repetition is still being spoken, its
-        // words so far are the start of the stored turn, which already shows them. Hidden
-        // only while that holds; words that go another way show as they come.
-        let open = self
-            .open
-            .as_ref()
-            .and_then(|open| history.iter().position(|turn| &turn.id == open))
-            .filter(|&t| !absorbed[t]);
-        if let Some(t) = open {
-            let repeating = (0..lines.len()).find(|&i| {
-                let text = normalise(&lines[i].text);
-                !dropped[i]
-                    && !lines[i].is_final
-                    && lines[i].role == Role::Agent
-                    && starts_with_words(&keys[t], &text)
-            });
-            if let Some(i) = repeating {
                 dropped[i] = true;
             }
         }
@@ -661,14 +642,31 @@ mod tests {
     }
 
     #[test]
-    fn a_non_final_line_is_never_dropped_even_when_history_has_its_words() {
+    fn a_non_final_line_shows_unless_a_stored_turn_already_shows_its_words() {
         let mut captions = captions();
         captions.push(&chunk(AGENT, "s1", "Hello", &[(SEGMENT_ID, "SG_1")]));
-        let history = vec![turn("item_1", Role::Agent, "Hello")];
+        let history = vec![turn("item_1", Role::Agent, "Hello, and welcome")];
         assert_eq!(
             texts(&captions.merged(&history)),
-            ["history:Hello", "live:Hello"]
+            ["history:Hello, and welcome"],
+            "the stored turn shows the words being spoken"
         );
+        // The words go another way: the line shows, nothing is lost.
+        captions.push(&chunk(AGENT, "s1", " there, Sam", &[(SEGMENT_ID, "SG_1")]));
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            ["history:Hello, and welcome", "live:Hello there, Sam"]
+        );
+        // The visitor's interim results are not the agent's: they show until final.
+        let mut captions = self::captions();
+        captions.push(&chunk(
+            VISITOR,
+            "u1",
+            "Where",
+            &[(TRANSCRIPTION_FINAL, "false")],
+        ));
+        let history = vec![turn("item_2", Role::User, "Where is my order?")];
+        assert_eq!(captions.merged(&history).len(), 2);
     }
 
     #[test]
