@@ -142,13 +142,16 @@ export function fixture(name, params = {}) {
  * once `pending` settles; EventSource messages come as records with the url "eventsource"),
  * the page's errors and console errors (`problems`), requests not yet finished (`open`) and
  * failed ones (`failed`), Content-Security-Policy violations (window.__violations), and, with
- * `instrument`, the page's timers, fetches and EventSources (see `liveWork`).
+ * `instrument`, the page's timers, fetches and EventSources (see `liveWork`); `initScripts`
+ * run before the page's scripts too.
  */
-export async function openPage(url, { instrument = false, context: contextOptions = {}, viewport, browser = shared } = {}) {
+export async function openPage(url, { instrument = false, context: contextOptions = {}, viewport, browser = shared, initScripts = [] } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1280, height: 800 }, ...contextOptions });
   const page = await context.newPage();
   await page.addInitScript(recordViolations);
   if (instrument) await page.addInitScript(instrumentPage);
+  // More init scripts of the caller's (e.g. keepPeerConnections), before the page's own.
+  for (const script of initScripts) await page.addInitScript(script);
   const records = [];
   const pending = [];
   const open = new Set();
@@ -438,4 +441,75 @@ export async function voiceLoaderUrl() {
   }
   assert.equal(loaders.length, 1, `one snippet loads the voice bundle: ${loaders}`);
   return loaders[0];
+}
+
+/** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS, `seconds` long: Chromium's fake
+ *  microphone (`--use-file-for-fake-audio-capture`) loops it. */
+export function sineWav(hz, seconds) {
+  const rate = 48_000;
+  const samples = rate * seconds;
+  const buffer = Buffer.alloc(44 + samples * 2);
+  buffer.write("RIFF", 0);
+  buffer.writeUInt32LE(36 + samples * 2, 4);
+  buffer.write("WAVEfmt ", 8);
+  buffer.writeUInt32LE(16, 16);
+  buffer.writeUInt16LE(1, 20);
+  buffer.writeUInt16LE(1, 22);
+  buffer.writeUInt32LE(rate, 24);
+  buffer.writeUInt32LE(rate * 2, 28);
+  buffer.writeUInt16LE(2, 32);
+  buffer.writeUInt16LE(16, 34);
+  buffer.write("data", 36);
+  buffer.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) {
+    buffer.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
+  }
+  return buffer;
+}
+
+/** Chromium flags for a call against the local LiveKit stand-in: loopback ICE candidates
+ *  (Chromium leaves loopback out and hides host addresses behind mDNS names otherwise). */
+export const WEBRTC_ARGS = ["--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"];
+
+/** Init script: keeps every RTCPeerConnection the page makes in window.__peerConnections,
+ *  so a test can read their getStats(). */
+export function keepPeerConnections() {
+  const Native = window.RTCPeerConnection;
+  const kept = [];
+  Object.defineProperty(window, "__peerConnections", { value: kept });
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      kept.push(this);
+    }
+  };
+}
+
+/** The bytes the page's peer connections have sent as audio (outbound-rtp), summed. */
+export function audioBytesSent(page) {
+  return page.evaluate(async () => {
+    let sent = 0;
+    for (const pc of window.__peerConnections ?? []) {
+      for (const report of (await pc.getStats()).values()) {
+        if (report.type === "outbound-rtp" && report.kind === "audio") sent += report.bytesSent;
+      }
+    }
+    return sent;
+  });
+}
+
+/** The LiveKit room of the conversation the page started: from the join token in the BFF's
+ *  answer to the start. */
+export async function roomOf(records, pending) {
+  return until(async () => {
+    await Promise.all(pending);
+    const started = records.find((r) => r.method === "POST" && r.url === `${BFF_URL}/v1/conversations` && r.status === 201);
+    return started && jwts(started.body).find((jwt) => jwt.payload?.video?.room)?.payload.video.room;
+  }, { message: "a LiveKit join token in the BFF's answer to the start" });
+}
+
+/** What the sandbox's LiveKit stand-in saw in `room` (admin route), `null` before a visitor joined. */
+export async function roomStats(room) {
+  const response = await fetch(`${SANDBOX_URL}/__sandbox/livekit/rooms/${encodeURIComponent(room)}`);
+  return response.ok ? response.json() : null;
 }

@@ -223,9 +223,28 @@ impl Captions {
             .filter(|line| !line.text.trim().is_empty())
             .collect();
         let mut dropped = vec![false; lines.len()];
+        // A typed message comes back as the visitor's transcription (the agent publishes
+        // what it took in, typed or spoken): that echo is the typed line, not a second
+        // message. Each typed line takes the first final visitor line after it with its words.
+        for l in 0..lines.len() {
+            if !matches!(lines[l].key, LineKey::Local(_)) {
+                continue;
+            }
+            let text = normalise(&lines[l].text);
+            let echo = (l + 1..lines.len()).find(|&i| {
+                !dropped[i]
+                    && lines[i].is_final
+                    && lines[i].role == Role::User
+                    && matches!(lines[i].key, LineKey::Stream { .. })
+                    && normalise(&lines[i].text) == text
+            });
+            if let Some(i) = echo {
+                dropped[i] = true;
+            }
+        }
         // First one line per turn, so a turn spoken as one segment finds its own line.
         for (line, dropped) in lines.iter().zip(&mut dropped) {
-            if !line.is_final {
+            if !line.is_final || *dropped {
                 continue;
             }
             let text = normalise(&line.text);
@@ -787,6 +806,34 @@ mod tests {
             texts(&captions.merged(&history)),
             ["history:do you ship to austria"]
         );
+    }
+
+    #[test]
+    fn the_echo_of_a_typed_message_is_the_typed_line() {
+        // Found by e2e/voice.test.mjs: the agent publishes the typed text back as the
+        // visitor's transcription; before and after history has it, it shows once.
+        let mut captions = captions();
+        captions.push_local(1, "Where is my order?");
+        captions.push(&done(chunk(
+            VISITOR,
+            "s2",
+            "Where is my order?",
+            &[(SEGMENT_ID, "SG_2"), (TRANSCRIPTION_FINAL, "true")],
+        )));
+        assert_eq!(texts(&captions.merged(&[])), ["live:Where is my order?"]);
+        let history = vec![turn("t9", Role::User, "Where is my order?")];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            ["history:Where is my order?"]
+        );
+        // The same words said again later are a message of their own.
+        captions.push(&done(chunk(
+            VISITOR,
+            "s3",
+            "Where is my order?",
+            &[(SEGMENT_ID, "SG_3"), (TRANSCRIPTION_FINAL, "true")],
+        )));
+        assert_eq!(captions.merged(&history).len(), 2);
     }
 
     #[test]
