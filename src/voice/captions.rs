@@ -100,6 +100,8 @@ pub struct Captions {
     entries: Vec<Entry>,
     /// Ids of history turns that existed before the call: they never absorb a live line.
     baseline: Vec<String>,
+    /// The unanswered last agent turn as the call started, which the agent may repeat.
+    open: Option<String>,
 }
 
 impl Captions {
@@ -122,6 +124,7 @@ impl Captions {
             .filter(|turn| open.is_none_or(|open| open.id != turn.id))
             .map(|turn| turn.id.clone())
             .collect();
+        self.open = open.map(|turn| turn.id.clone());
     }
 
     /// Takes in one chunk of a text stream. Returns whether a line changed; chunks of other
@@ -278,13 +281,24 @@ impl Captions {
         // unanswered turn to a visitor who joined late) whose words so far are the turn's
         // first words. Such a line adds nothing; should its words go another way, it no
         // longer matches and shows, so nothing said is hidden for good.
+        // A line still being spoken is not hidden in the newest agent turn, though: that is
+        // the turn the agent is saying now, and its caption is shown as it grows (unless it
+        // is the repetition of the turn that was open when the call started).
+        let newest = (0..history.len())
+            .rev()
+            .find(|&t| history[t].role == Role::Agent)
+            .filter(|&t| self.open.as_ref() != Some(&history[t].id));
         for i in 0..lines.len() {
             if dropped[i] || lines[i].role != Role::Agent {
                 continue;
             }
             let text = normalise(&lines[i].text);
+            let spoken_now = !lines[i].is_final;
             let shown_in = (0..history.len()).find(|&t| {
-                !absorbed[t] && history[t].role == Role::Agent && starts_with_words(&keys[t], &text)
+                !absorbed[t]
+                    && history[t].role == Role::Agent
+                    && !(spoken_now && Some(t) == newest)
+                    && starts_with_words(&keys[t], &text)
             });
             if let Some(t) = shown_in {
                 absorbed[t] = true;
@@ -667,15 +681,26 @@ mod tests {
         let history = vec![turn("item_1", Role::Agent, "Hello, and welcome")];
         assert_eq!(
             texts(&captions.merged(&history)),
-            ["history:Hello, and welcome"],
-            "the stored turn shows the words being spoken"
+            ["history:Hello, and welcome", "live:Hello"],
+            "the newest turn is the one being said: its caption shows as it grows"
+        );
+        let history = vec![
+            turn("item_1", Role::Agent, "Hello, and welcome"),
+            turn("item_2", Role::User, "Hi"),
+            turn("item_3", Role::Agent, "How can I help?"),
+        ];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                "history:Hello, and welcome",
+                "history:Hi",
+                "history:How can I help?"
+            ],
+            "a late joiner hears an older turn: the stored turn shows its words"
         );
         // The words go another way: the line shows, nothing is lost.
         captions.push(&chunk(AGENT, "s1", " there, Sam", &[(SEGMENT_ID, "SG_1")]));
-        assert_eq!(
-            texts(&captions.merged(&history)),
-            ["history:Hello, and welcome", "live:Hello there, Sam"]
-        );
+        assert_eq!(captions.merged(&history).len(), 4);
         // The visitor's interim results are not the agent's: they show until final.
         let mut captions = self::captions();
         captions.push(&chunk(
