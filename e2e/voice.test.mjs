@@ -96,7 +96,15 @@ function recordAgentStates() {
     const note = () => {
       const status = root.querySelector('[data-testid="sn-call-status"]');
       const state = status?.dataset.agent;
-      if (state && seen.at(-1)?.state !== state) seen.push({ state, text: status.textContent.trim() });
+      if (state && seen.at(-1)?.state !== state) {
+        seen.push({ state, text: status.textContent.trim() });
+        // What the transcript showed when the agent first spoke (the greeting may already
+        // be there from the REST history, and then its caption rightly stays hidden).
+        if (state === "speaking" && !window.__atFirstSpeaking) {
+          const rows = [...root.querySelectorAll('[data-testid="sn-turn"]')];
+          window.__atFirstSpeaking = rows.map((row) => row.querySelector(".sn-text")?.textContent.trim());
+        }
+      }
       for (const row of root.querySelectorAll('[data-testid="sn-turn"][data-role="agent"][data-live]')) {
         const text = row.querySelector(".sn-text")?.textContent.trim();
         if (text && captions.at(-1)?.text !== text) captions.push({ text, state });
@@ -206,9 +214,15 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     assert.deepEqual(await turnsSaying(page, ORDER), [["user", ORDER]], `the message once: ${shown}`);
     assert.deepEqual(await turnsSaying(page, ORDER_REPLY), [["agent", ORDER_REPLY]], `the reply once: ${shown}`);
     // The reply was captioned as it was spoken, before history had it: live rows that grew
-    // towards its words while the agent was speaking.
+    // towards its words while the agent was speaking. So was the greeting, unless history
+    // showed it before the agent started speaking it.
     const captions = await page.evaluate(() => window.__liveCaptions);
     t.diagnostic(`live agent captions: ${JSON.stringify(captions)}`);
+    const atFirstSpeaking = await page.evaluate(() => window.__atFirstSpeaking);
+    assert.ok(
+      atFirstSpeaking?.includes(GREETING) || captions.some(({ text, state }) => state === "speaking" && GREETING.startsWith(text)),
+      `the greeting shown as the agent spoke it: ${JSON.stringify({ atFirstSpeaking, captions })}`,
+    );
     assert.ok(
       captions.some(({ text, state }) => state === "speaking" && ORDER_REPLY.startsWith(text)),
       `a caption of the reply while speaking: ${JSON.stringify(captions)}`,
@@ -239,6 +253,7 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     t.diagnostic(`muted uplink: ${JSON.stringify(muted)}`);
 
     // End conversation: the room is left, and nothing of the call keeps running.
+    const beforeEnd = problems.length;
     await page.getByTestId("sn-end").click();
     await until(async () => (await roomStats(room))?.visitor.connected === false, { message: "the visitor gone from the room" });
     await until(
@@ -273,7 +288,16 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     );
     t.diagnostic(`left after the end: ${JSON.stringify(work)}`);
     await context.close();
-    assert.deepEqual(realProblems(problems), []);
+    // Ending races the widget's leave (sent at once) against the conversation's end at the
+    // BFF, after which the stand-in closes the room's socket: when the close wins,
+    // livekit-client logs "error reading from signal stream … WS closed unexpectedly with
+    // code 1005" (in about half the runs here). The room is left either way (asserted
+    // above); only that log, and only after the click on End, is let through.
+    const endRace = (problem, i) =>
+      i >= beforeEnd && problem.includes("error reading from signal stream") && problem.includes("WS closed unexpectedly with code 1005");
+    const afterEnd = problems.filter((problem, i) => endRace(problem, i));
+    if (afterEnd.length > 0) t.diagnostic(`the end race's log: ${afterEnd.length}`);
+    assert.deepEqual(realProblems(problems.filter((problem, i) => !endRace(problem, i))), []);
   } finally {
     await browser.close();
   }

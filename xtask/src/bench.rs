@@ -204,6 +204,22 @@ struct LongTasks {
     longest_ms: Spread,
 }
 
+/// A call start (bench/browser.mjs `callStart`): from the click that starts the call to the
+/// agent heard (its meter at `agent_level` or above), and the HTTP bytes fetched meanwhile.
+#[derive(Debug, Deserialize, Serialize)]
+struct CallStart {
+    runs: u32,
+    agent_level: u32,
+    click_to_connected_ms: Spread,
+    click_to_agent_heard_ms: Spread,
+    requests: Spread,
+    bytes_raw: Spread,
+    bytes_encoded: Spread,
+    voice_mjs_raw: Spread,
+    voice_mjs_encoded: Spread,
+    samples: serde_json::Value,
+}
+
 /// What bench/browser.mjs measured; its per-run samples are kept as they are.
 #[derive(Debug, Deserialize, Serialize)]
 struct Timings {
@@ -215,6 +231,7 @@ struct Timings {
     click_to_panel_ms: Spread,
     click_to_active_ms: Spread,
     samples: serde_json::Value,
+    call_start: CallStart,
 }
 
 #[derive(Serialize)]
@@ -280,6 +297,36 @@ pub fn browser(dist: &Path, timings: &Path, out: &Path) -> anyhow::Result<()> {
         ("  longest of them (ms)", &t.app_load_long_tasks.longest_ms),
         ("click → panel painted (ms)", &t.click_to_panel_ms),
         ("click → conversation Active (ms)", &t.click_to_active_ms),
+    ];
+    for (label, spread) in rows {
+        println!(
+            "{label:<52} {:>9.1} {:>9.1} {:>9.1}",
+            spread.median, spread.min, spread.max
+        );
+    }
+    println!();
+    let c = &t.call_start;
+    println!(
+        "{:<52} {:>9} {:>9} {:>9}",
+        format!(
+            "call start, {} calls (agent level ≥ {})",
+            c.runs, c.agent_level
+        ),
+        "median",
+        "min",
+        "max"
+    );
+    let rows: [(&str, &Spread); 7] = [
+        ("click → call connected (ms)", &c.click_to_connected_ms),
+        ("click → agent heard (ms)", &c.click_to_agent_heard_ms),
+        ("HTTP requests until heard", &c.requests),
+        ("bytes until heard, decoded", &c.bytes_raw),
+        (
+            "bytes until heard, received (headers incl.)",
+            &c.bytes_encoded,
+        ),
+        ("  of them app/voice.mjs, decoded", &c.voice_mjs_raw),
+        ("  of them app/voice.mjs, received", &c.voice_mjs_encoded),
     ];
     for (label, spread) in rows {
         println!(
