@@ -32,8 +32,9 @@
 //! ([`Captions::set_baseline`]) absorb none, so a visitor saying "yes" twice sees it twice —
 //! except an unanswered last agent turn, which agents repeat to a visitor who joins late.
 //! A turn that arrived as several segments (a pause mid-sentence) absorbs the run of that
-//! role's final lines whose words, joined, are the turn's. Non-final lines never match:
-//! they are still changing, and a match would hide words.
+//! role's final lines whose words, joined, are the turn's. Non-final lines never match a
+//! turn exactly (they are still changing), but an agent line whose words so far begin a
+//! stored agent turn hides in it while that holds (the turn shows those words already).
 
 use speaknode_api::{Role, Turn};
 
@@ -99,7 +100,7 @@ pub struct Captions {
     entries: Vec<Entry>,
     /// Ids of history turns that existed before the call: they never absorb a live line.
     baseline: Vec<String>,
-    /// The unanswered last agent turn at the start of the call, which the agent may repeat.
+    /// The unanswered last agent turn as the call started, which the agent may repeat.
     open: Option<String>,
 }
 
@@ -274,24 +275,33 @@ impl Captions {
                 }
             }
         }
-        // The agent repeating its open turn: while the repetition is still being spoken, its
-        // words so far are the start of the stored turn, which already shows them. Hidden
-        // only while that holds; words that go another way show as they come.
-        let open = self
-            .open
-            .as_ref()
-            .and_then(|open| history.iter().position(|turn| &turn.id == open))
-            .filter(|&t| !absorbed[t]);
-        if let Some(t) = open {
-            let repeating = (0..lines.len()).find(|&i| {
-                let text = normalise(&lines[i].text);
-                !dropped[i]
-                    && !lines[i].is_final
-                    && lines[i].role == Role::Agent
-                    && !text.is_empty()
-                    && keys[t].starts_with(&text)
+        // The agent's words that a stored agent turn already shows: a line cut off (the
+        // visitor spoke over it, its stream ended early) or one still being spoken (an agent
+        // saying a turn the platform stored before the speech caught up, or repeating its
+        // unanswered turn to a visitor who joined late) whose words so far are the turn's
+        // first words. Such a line adds nothing; should its words go another way, it no
+        // longer matches and shows, so nothing said is hidden for good.
+        // A line still being spoken is not hidden in the newest agent turn, though: that is
+        // the turn the agent is saying now, and its caption is shown as it grows (unless it
+        // is the repetition of the turn that was open when the call started).
+        let newest = (0..history.len())
+            .rev()
+            .find(|&t| history[t].role == Role::Agent)
+            .filter(|&t| self.open.as_ref() != Some(&history[t].id));
+        for i in 0..lines.len() {
+            if dropped[i] || lines[i].role != Role::Agent {
+                continue;
+            }
+            let text = normalise(&lines[i].text);
+            let spoken_now = !lines[i].is_final;
+            let shown_in = (0..history.len()).find(|&t| {
+                !absorbed[t]
+                    && history[t].role == Role::Agent
+                    && !(spoken_now && Some(t) == newest)
+                    && starts_with_words(&keys[t], &text)
             });
-            if let Some(i) = repeating {
+            if let Some(t) = shown_in {
+                absorbed[t] = true;
                 dropped[i] = true;
             }
         }
@@ -322,6 +332,17 @@ fn attribute<'a>(chunk: &'a TextChunk, name: &str) -> Option<&'a str> {
         .rev()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())
+}
+
+/// Whether `text` is the whole of `key` or its first words (a cut at a word boundary), both
+/// normalised; empty `text` is not.
+fn starts_with_words(key: &str, text: &str) -> bool {
+    !text.is_empty()
+        && key.starts_with(text)
+        && key[text.len()..]
+            .chars()
+            .next()
+            .is_none_or(|next| !next.is_alphanumeric())
 }
 
 /// The first run of two or more consecutive `candidates` (indices into `lines`) whose texts,
@@ -654,14 +675,42 @@ mod tests {
     }
 
     #[test]
-    fn a_non_final_line_is_never_dropped_even_when_history_has_its_words() {
+    fn a_non_final_line_shows_unless_a_stored_turn_already_shows_its_words() {
         let mut captions = captions();
         captions.push(&chunk(AGENT, "s1", "Hello", &[(SEGMENT_ID, "SG_1")]));
-        let history = vec![turn("item_1", Role::Agent, "Hello")];
+        let history = vec![turn("item_1", Role::Agent, "Hello, and welcome")];
         assert_eq!(
             texts(&captions.merged(&history)),
-            ["history:Hello", "live:Hello"]
+            ["history:Hello, and welcome", "live:Hello"],
+            "the newest turn is the one being said: its caption shows as it grows"
         );
+        let history = vec![
+            turn("item_1", Role::Agent, "Hello, and welcome"),
+            turn("item_2", Role::User, "Hi"),
+            turn("item_3", Role::Agent, "How can I help?"),
+        ];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                "history:Hello, and welcome",
+                "history:Hi",
+                "history:How can I help?"
+            ],
+            "a late joiner hears an older turn: the stored turn shows its words"
+        );
+        // The words go another way: the line shows, nothing is lost.
+        captions.push(&chunk(AGENT, "s1", " there, Sam", &[(SEGMENT_ID, "SG_1")]));
+        assert_eq!(captions.merged(&history).len(), 4);
+        // The visitor's interim results are not the agent's: they show until final.
+        let mut captions = self::captions();
+        captions.push(&chunk(
+            VISITOR,
+            "u1",
+            "Where",
+            &[(TRANSCRIPTION_FINAL, "false")],
+        ));
+        let history = vec![turn("item_2", Role::User, "Where is my order?")];
+        assert_eq!(captions.merged(&history).len(), 2);
     }
 
     #[test]
@@ -734,6 +783,42 @@ mod tests {
         captions.set_baseline(answered);
         captions.push(&done(chunk(AGENT, "s11", "Hi! How can I help?", &[])));
         assert_eq!(captions.merged(answered).len(), 3);
+    }
+
+    #[test]
+    fn an_agent_cut_off_mid_turn_shows_the_stored_turn_once() {
+        let mut captions = captions();
+        let greeting = "Hi! I'm Ava. How can I help you today?";
+        // The visitor spoke over the greeting: its stream ended after two words.
+        captions.push(&done(chunk(AGENT, "s1", "Hi! I'm", &[])));
+        captions.push(&done(chunk(VISITOR, "u1", "Where is my order?", &[])));
+        let history = vec![
+            turn("item_1", Role::Agent, greeting),
+            turn("item_2", Role::User, "Where is my order?"),
+        ];
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                format!("history:{greeting}"),
+                "history:Where is my order?".to_owned()
+            ]
+        );
+        // Only at a word boundary, and only into the agent's turns.
+        let mut captions = self::captions();
+        captions.push(&done(chunk(AGENT, "s2", "His", &[])));
+        captions.push(&done(chunk(VISITOR, "u2", "Hi!", &[])));
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                format!("history:{greeting}"),
+                "history:Where is my order?".to_owned(),
+                "live:His".to_owned(),
+                "live:Hi!".to_owned()
+            ]
+        );
+        assert!(starts_with_words("hi! i'm ava", "hi"));
+        assert!(!starts_with_words("history", "hi"));
+        assert!(!starts_with_words("hi", ""));
     }
 
     #[test]
