@@ -8,6 +8,7 @@ import {
   AGENT_ID,
   BFF_URL,
   HOST_URL,
+  LIVEKIT_URL,
   conversationId,
   cuttableProxy,
   fixture,
@@ -161,8 +162,12 @@ test("after a network drop the transcript is exactly the BFF's", async () => {
     });
     await page.locator('[data-testid="sn-status"][data-phase="active"]').waitFor();
     await context.close();
-    // Chromium reports the BFF requests the drop broke; nothing else may go wrong.
-    const broken = (problem) => problem.includes("Failed to load resource: net::ERR_") && problem.includes(`(${BFF_URL}/`);
+    // Chromium reports the BFF requests the drop broke, and the call's signalling
+    // WebSocket that livekit-client tried to reopen through the cut proxy; nothing else may
+    // go wrong.
+    const broken = (problem) =>
+      (problem.includes("Failed to load resource: net::ERR_") && problem.includes(`(${BFF_URL}/`)) ||
+      (problem.startsWith(`console error: WebSocket connection to '${LIVEKIT_URL}/rtc`) && problem.includes("failed: "));
     assert.deepEqual(problems.filter((problem) => !broken(problem)), []);
   } finally {
     await browser.close();

@@ -165,7 +165,14 @@ export async function openPage(url, { instrument = false, context: contextOption
   page.on("response", (response) => {
     pending.push(
       (async () => {
-        const headers = await response.allHeaders();
+        let headers;
+        try {
+          headers = await response.allHeaders();
+        } catch {
+          // The test closed the context while this response was arriving (a call's room
+          // keeps talking until then): there is no page left to have seen it.
+          return;
+        }
         let body = "";
         // An event stream's body ends only with the stream; its messages come from DevTools.
         if (!(headers["content-type"] ?? "").startsWith("text/event-stream")) {

@@ -3,27 +3,32 @@
 // a call starts, and loads under the README's strict Content-Security-Policy.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { HOST_URL, fixture, launcher, openPage, voiceLoaderUrl, waitForGreeting, useBrowser } from "./support.mjs";
+import { HOST_URL, fixture, launcher, openPage, until, voiceLoaderUrl, useBrowser } from "./support.mjs";
 
 useBrowser();
 
 const VOICE = new URL("/app/voice.mjs", HOST_URL).href;
 
-test("the voice bundle is neither loaded with the page nor when the panel opens", async () => {
-  const { context, page, records, pending, failed, problems } = await openPage(fixture("embed.html"));
-  await launcher(page).click();
-  await waitForGreeting(page);
+test("the voice bundle is not loaded with the page, even with the app mounted, only by the click that starts a call", async () => {
+  // load=eager mounts the wasm app at once: the page has all of the widget except the call.
+  const { context, page, records, pending, failed, problems } = await openPage(fixture("spa.html", { view: "help", load: "eager" }));
+  await until(() => page.evaluate(() => document.querySelector("speaknode-widget").shadowRoot.querySelector(".sn-root") !== null), {
+    message: "the eager mount",
+  });
   await Promise.all(pending);
-  const requested = [...records.map((r) => r.url), ...failed.map((r) => r.url())];
+  const requested = () => [...records.map((r) => r.url), ...failed.map((r) => r.url())];
   assert.ok(
-    requested.some((url) => url.endsWith("/app/speaknode-widget_bg.wasm")),
+    requested().some((url) => url.endsWith("/app/speaknode-widget_bg.wasm")),
     "the app loaded (the check below means something)",
   );
   assert.deepEqual(
-    requested.filter((url) => url.includes("voice")),
+    requested().filter((url) => url.includes("voice.mjs")),
     [],
-    "nothing of the voice bundle was requested",
+    "nothing of the voice bundle was requested before the visitor started talking",
   );
+  // Opening the panel starts the conversation, and the stack's conversations have a call.
+  await launcher(page).click();
+  await until(() => requested().includes(VOICE), { message: "the call's bundle, requested by the click" });
   await context.close();
   assert.deepEqual(problems, []);
 });
