@@ -39,6 +39,8 @@ use signal::Visitor;
 
 use crate::{AppState, api::json_body, error::Error, model::random_hex};
 
+/// The largest signalling message the stand-in reads.
+const MAX_SIGNAL_BYTES: usize = 1 << 20;
 /// The stand-in's shared state: each room's statistics.
 #[derive(Clone, Default)]
 pub(crate) struct LiveKit(Arc<Shared>);
@@ -308,6 +310,11 @@ async fn rtc(
         Err(rejection) => return rejection.into_response(),
     };
     let stats = state.0.livekit.room(&joining.grant.room);
+    // Signalling messages are small (SDP, candidates, a few hundred bytes of protobuf); axum's
+    // 64 MiB default would let one client make the stand-in buffer that much.
+    let upgrade = upgrade
+        .max_message_size(MAX_SIGNAL_BYTES)
+        .max_frame_size(MAX_SIGNAL_BYTES);
     upgrade.on_upgrade(move |socket| async move {
         // Boxed: a session holds two peer connections' worth of state across awaits.
         Box::pin(session::run(

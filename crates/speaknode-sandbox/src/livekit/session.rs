@@ -166,6 +166,11 @@ pub(crate) async fn run(
     }
 }
 
+/// How many typed messages a room's stats keep (the admin route shows the latest).
+const MAX_CHATS_KEPT: usize = 100;
+/// ICE candidates kept from before the publisher's offer.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
 /// How long the stand-in waits for the client's half of the closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -638,7 +643,10 @@ impl Session {
                 connection.add_ice_candidate(candidate).await
             }
             (Target::Publisher, None) => {
-                self.early_candidates.push(candidate);
+                // Browsers trickle a handful; a client sending endless ones is ignored.
+                if self.early_candidates.len() < MAX_EARLY_CANDIDATES {
+                    self.early_candidates.push(candidate);
+                }
                 Ok(())
             }
         }
@@ -671,7 +679,13 @@ impl Session {
     /// The visitor typed `text`: it is echoed as the visitor's transcription, and the
     /// conversation takes it as the user's turn, which the scenario answers.
     async fn on_chat(&mut self, text: String) {
-        self.stats.update(|stats| stats.chats.push(text.clone()));
+        // The stats keep the latest messages only: a chatty client must not grow them forever.
+        self.stats.update(|stats| {
+            if stats.chats.len() >= MAX_CHATS_KEPT {
+                stats.chats.remove(0);
+            }
+            stats.chats.push(text.clone());
+        });
         let segment = format!("SG_{}", random_hex(12));
         let stream = format!("TS_{}", random_hex(12));
         let transcription = Transcription {

@@ -135,11 +135,16 @@ struct Open {
     sender: String,
     /// `None` for a byte stream.
     chunks: Option<Vec<(u64, Vec<u8>)>>,
+    /// Bytes of text received so far.
+    bytes: usize,
 }
 
 /// Streams a client may leave open (a tab that closes mid-message): past this many, all
 /// open ones are dropped, so a misbehaving client cannot grow the map without bound.
 const MAX_OPEN: usize = 64;
+/// The longest text stream the stand-in assembles; a longer one is dropped whole, so a client
+/// that never sends a trailer cannot grow one stream without bound either.
+pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 impl Assembler {
     /// Takes one data packet; returns what it completes or adds, if anything.
@@ -162,6 +167,7 @@ impl Assembler {
                             topic: header.topic.clone(),
                             sender,
                             chunks: None,
+                            bytes: 0,
                         },
                     );
                     return (length > 0).then_some(Taken::Bytes {
@@ -186,6 +192,7 @@ impl Assembler {
                         topic: header.topic,
                         sender,
                         chunks: Some(Vec::new()),
+                        bytes: 0,
                     },
                 );
                 None
@@ -194,6 +201,11 @@ impl Assembler {
                 let open = self.open.get_mut(&chunk.stream_id)?;
                 match &mut open.chunks {
                     Some(chunks) => {
+                        open.bytes += chunk.content.len();
+                        if open.bytes > MAX_TEXT_BYTES {
+                            self.open.remove(&chunk.stream_id);
+                            return None;
+                        }
                         chunks.push((chunk.chunk_index, chunk.content));
                         None
                     }
@@ -328,6 +340,27 @@ mod tests {
             panic!("not complete");
         };
         assert_eq!(received.text, "hello world");
+    }
+
+    #[test]
+    fn a_text_stream_past_the_limit_is_dropped_whole() {
+        let mut assembler = Assembler::default();
+        let stream = Transcription {
+            stream_id: "s3",
+            segment_id: "SG_3",
+            track_id: "",
+        };
+        let mut take = |value| assembler.take(decode(&packet("v", "PA_v", value)));
+        assert_eq!(take(stream.header()), None);
+        let piece = "x".repeat(1024);
+        for index in 0..=(MAX_TEXT_BYTES / piece.len()) as u64 {
+            assert_eq!(take(stream.chunk(index, &piece)), None);
+        }
+        assert_eq!(
+            take(stream.trailer()),
+            None,
+            "nothing assembled past the limit"
+        );
     }
 
     #[test]
