@@ -351,7 +351,7 @@ impl Session {
                 .history
                 .last()
                 .is_some_and(|turn| turn.role == Role::Assistant);
-            self.spoken = assistant.len() - usize::from(last_is_agent);
+            self.spoken = assistant.len().saturating_sub(usize::from(last_is_agent));
         }
         if active {
             self.add_agent_track().await?;
