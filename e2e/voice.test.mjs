@@ -187,6 +187,16 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
       { message: "a voiced uplink at the stand-in" },
     );
     t.diagnostic(`uplink at the stand-in: ${JSON.stringify(uplink)}`);
+    // The first words are kept: the pre-connect buffer records while the room is joining
+    // and hands the recording to the agent once it is there.
+    const preconnect = await until(
+      async () => {
+        const bytes = (await roomStats(room))?.visitor.preconnect_bytes;
+        return bytes > 0 && bytes;
+      },
+      { message: "the pre-connect recording at the agent" },
+    );
+    t.diagnostic(`pre-connect audio at the agent: ${preconnect} bytes`);
     const sent = await until(() => audioBytesSent(page), { message: "outbound-rtp bytesSent > 0" });
     t.diagnostic(`outbound-rtp audio bytesSent: ${sent}`);
 
