@@ -21,6 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { SignJWT } from "jose";
+import { sineWav } from "./wav.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SANDBOX_BIN = process.env.SN_SANDBOX_BIN ?? path.join(ROOT, "target/debug/speaknode-sandbox");
@@ -49,29 +50,6 @@ async function until(condition, { timeout = 15_000, interval = 50, message = "co
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
   assert.fail(`timed out waiting for ${message} (last: ${JSON.stringify(last)})`);
-}
-
-/** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS, `seconds` long (Chromium loops it). */
-function sineWav(hz, seconds) {
-  const rate = 48_000;
-  const samples = rate * seconds;
-  const buffer = Buffer.alloc(44 + samples * 2);
-  buffer.write("RIFF", 0);
-  buffer.writeUInt32LE(36 + samples * 2, 4);
-  buffer.write("WAVEfmt ", 8);
-  buffer.writeUInt32LE(16, 16);
-  buffer.writeUInt16LE(1, 20);
-  buffer.writeUInt16LE(1, 22);
-  buffer.writeUInt32LE(rate, 24);
-  buffer.writeUInt32LE(rate * 2, 28);
-  buffer.writeUInt16LE(2, 32);
-  buffer.writeUInt16LE(16, 34);
-  buffer.write("data", 36);
-  buffer.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) {
-    buffer.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
-  }
-  return buffer;
 }
 
 let workDir;

@@ -450,29 +450,7 @@ export async function voiceLoaderUrl() {
   return loaders[0];
 }
 
-/** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS, `seconds` long: Chromium's fake
- *  microphone (`--use-file-for-fake-audio-capture`) loops it. */
-export function sineWav(hz, seconds) {
-  const rate = 48_000;
-  const samples = rate * seconds;
-  const buffer = Buffer.alloc(44 + samples * 2);
-  buffer.write("RIFF", 0);
-  buffer.writeUInt32LE(36 + samples * 2, 4);
-  buffer.write("WAVEfmt ", 8);
-  buffer.writeUInt32LE(16, 16);
-  buffer.writeUInt16LE(1, 20);
-  buffer.writeUInt16LE(1, 22);
-  buffer.writeUInt32LE(rate, 24);
-  buffer.writeUInt32LE(rate * 2, 28);
-  buffer.writeUInt16LE(2, 32);
-  buffer.writeUInt16LE(16, 34);
-  buffer.write("data", 36);
-  buffer.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) {
-    buffer.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
-  }
-  return buffer;
-}
+export { sineWav } from "./wav.mjs";
 
 /** Chromium flags for a call against the local LiveKit stand-in: loopback ICE candidates
  *  (Chromium leaves loopback out and hides host addresses behind mDNS names otherwise). */
