@@ -50,6 +50,13 @@ const TONE_HZ: f64 = 880.0;
 /// How long ICE gathering on loopback may take before the description goes out as it is.
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long an agent's subscription takes to bind once it sees the visitor's microphone:
+/// on LiveKit the agent asks to subscribe, the server offers it a down track, the agent
+/// answers, and only then does the publisher get `track_subscribed`. Hundreds of
+/// milliseconds on a real deployment; a stand-in answering at once would end the client's
+/// pre-connect recording before its first 100 ms chunk, and the agent would get nothing.
+const SUBSCRIBE_ROUND_TRIP: Duration = Duration::from_millis(300);
+
 /// The shortest the agent speaks, so that a browser has time to hear a short greeting.
 const MIN_SPEECH: Duration = Duration::from_secs(2);
 
@@ -66,6 +73,8 @@ enum Internal {
     Data(BytesMut),
     /// The first RTP packet of the visitor's microphone arrived.
     FirstPacket,
+    /// The agent's subscription to the visitor's track (this sid) is bound.
+    Subscribed(String),
 }
 
 /// Runs one visitor's session until the visitor leaves, the socket drops or the
@@ -451,26 +460,32 @@ impl Session {
         Ok(())
     }
 
-    /// The agent joins a session already under way: it appears, then the subscriber
-    /// connection is renegotiated to carry its voice.
-    /// Tells the client that the agent has subscribed to the microphone, once the agent is
-    /// in the room and the microphone's packets arrive, as LiveKit does when an agent
-    /// subscribes. It ends the client's pre-connect recording, which the client then sends
-    /// the agent: said any earlier, there would be nothing recorded.
+    /// Tells the client that the agent has subscribed to the microphone, one subscription
+    /// round trip after the agent is in the room and the microphone's packets arrive, as
+    /// LiveKit does when an agent subscribes. It ends the client's pre-connect recording,
+    /// which the client then sends the agent: said any earlier, there would be nothing
+    /// recorded.
     fn agent_hears(&mut self) {
         if self.agent_subscribed || !self.agent_joined || !self.microphone_flowing {
             return;
         }
-        if let Some(sid) = &self.visitor_track {
+        if let Some(sid) = self.visitor_track.clone() {
             self.agent_subscribed = true;
-            self.send(signal_response::Message::TrackSubscribed(
-                proto::TrackSubscribed {
-                    track_sid: sid.clone(),
-                },
-            ));
+            let internal = self.internal.clone();
+            let stop = self.stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(SUBSCRIBE_ROUND_TRIP) => {
+                        let _ = internal.send(Internal::Subscribed(sid));
+                    }
+                }
+            });
         }
     }
 
+    /// The agent joins a session already under way: it appears, then the subscriber
+    /// connection is renegotiated to carry its voice.
     async fn agent_joins(&mut self) -> webrtc::error::Result<()> {
         self.add_agent_track().await?;
         self.send(signal_response::Message::Update(proto::ParticipantUpdate {
@@ -657,6 +672,13 @@ impl Session {
             Internal::FirstPacket => {
                 self.microphone_flowing = true;
                 self.agent_hears();
+            }
+            Internal::Subscribed(sid) => {
+                if self.visitor_track.as_deref() == Some(sid.as_str()) {
+                    self.send(signal_response::Message::TrackSubscribed(
+                        proto::TrackSubscribed { track_sid: sid },
+                    ));
+                }
             }
             Internal::Data(bytes) => {
                 let Ok(packet) = proto::DataPacket::decode(bytes.freeze()) else {
