@@ -2,7 +2,7 @@
 // wasm's snippet) when a join fails, under the strict CSP. The LiveKit "server" is the host
 // page's own origin: its signal WebSocket upgrade fails (the host answers 404), and Playwright
 // answers the SDK's follow-up validate request (GET /rtc/v1/validate) as a LiveKit server
-// would. A join that succeeds needs the LiveKit stand-in (branch lk-standin), tested with it.
+// would. Joins that succeed are tested against the sandbox's stand-in in voice.test.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { HOST_URL, fixture, launcher, openPage, voiceLoaderUrl, useBrowser } from "./support.mjs";

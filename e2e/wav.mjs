@@ -5,8 +5,15 @@
 /** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS, `seconds` long: Chromium's fake
  *  microphone (`--use-file-for-fake-audio-capture`) loops it. */
 export function sineWav(hz, seconds) {
+  return burstWav(hz, seconds, 0);
+}
+
+/** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS for `on` seconds, then `off` seconds of
+ *  silence: looped by the fake microphone, a visitor who speaks, pauses, and speaks again. */
+export function burstWav(hz, on, off) {
   const rate = 48_000;
-  const samples = rate * seconds;
+  const voiced = Math.round(rate * on);
+  const samples = voiced + Math.round(rate * off);
   const buffer = Buffer.alloc(44 + samples * 2);
   buffer.write("RIFF", 0);
   buffer.writeUInt32LE(36 + samples * 2, 4);
@@ -20,7 +27,7 @@ export function sineWav(hz, seconds) {
   buffer.writeUInt16LE(16, 34);
   buffer.write("data", 36);
   buffer.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) {
+  for (let i = 0; i < voiced; i++) {
     buffer.writeInt16LE(Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
   }
   return buffer;

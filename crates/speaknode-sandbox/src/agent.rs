@@ -161,6 +161,12 @@ impl Runner {
             .unwrap_or_else(|| Arc::new(Scenario::greeting_only(agent)))
     }
 
+    /// What the `number`th utterance (from 0) the agent of `agent` hears was, if its
+    /// scenario says.
+    pub(crate) fn heard(&self, agent: Uuid, number: usize) -> Option<String> {
+        self.scenario(agent).hears.get(number).cloned()
+    }
+
     /// Appends what the user said to an `Active` conversation and has the agent answer it
     /// after its think time. Returns the user's turn.
     pub(crate) fn user_says(

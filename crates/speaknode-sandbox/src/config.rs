@@ -331,6 +331,7 @@ impl Config {
     pub fn demo(client_secret: SecretString) -> Config {
         let space_id = uuid!("0f8fad5b-d9cb-469f-a165-70867728950e");
         let ava = uuid!("7c9e6679-7425-40de-944b-e07fc1f90ae7");
+        let max = uuid!("3d5f1b2a-8c4e-4f6a-9b7d-1e2c3a4b5c6d");
         let system = |code: &str, name: &str, description: &str| ToolConfig {
             id: None,
             space_id,
@@ -372,26 +373,57 @@ impl Config {
                 telecom_provider: "Twilio".to_owned(),
                 agent_id: Some(ava),
             }],
-            scenarios: vec![Scenario {
-                replies: vec![
+            scenarios: vec![
+                Scenario {
+                    replies: vec![
+                        Reply {
+                            pattern: "order".to_owned(),
+                            reply: Some(
+                                "Your order A-1001 has shipped and arrives tomorrow.".to_owned(),
+                            ),
+                            end_call: false,
+                            error_message: None,
+                        },
+                        Reply {
+                            pattern: "bye".to_owned(),
+                            reply: Some("Thanks for calling. Goodbye!".to_owned()),
+                            end_call: true,
+                            error_message: None,
+                        },
+                    ],
+                    default_reply: Some(
+                        "I can help with orders. What's your order number?".to_owned(),
+                    ),
+                    ..Scenario::greeting_only(ava)
+                },
+                Scenario {
+                    // Max listens in calls: what the visitor says, in order, as the sandbox
+                    // cannot recognise words.
+                    hears: vec![
+                        "Do you have the blue jacket in medium?".to_owned(),
+                        "Thanks, that's all. Bye!".to_owned(),
+                    ],
+                    replies: vec![
                     Reply {
-                        pattern: "order".to_owned(),
+                        pattern: "jacket".to_owned(),
                         reply: Some(
-                            "Your order A-1001 has shipped and arrives tomorrow.".to_owned(),
+                            "Yes, the blue jacket is in stock in medium. Shall I hold one for you?"
+                                .to_owned(),
                         ),
                         end_call: false,
                         error_message: None,
                     },
                     Reply {
                         pattern: "bye".to_owned(),
-                        reply: Some("Thanks for calling. Goodbye!".to_owned()),
+                        reply: Some("You're welcome. Goodbye!".to_owned()),
                         end_call: true,
                         error_message: None,
                     },
                 ],
-                default_reply: Some("I can help with orders. What's your order number?".to_owned()),
-                ..Scenario::greeting_only(ava)
-            }],
+                    default_reply: Some("Sorry, could you say that again?".to_owned()),
+                    ..Scenario::greeting_only(max)
+                },
+            ],
             clients: vec![
                 ClientConfig {
                     client_id: "speaknode-bff-demo".to_owned(),
@@ -423,7 +455,7 @@ impl Config {
                     language_locale_code: default_language_locale_code(),
                 },
                 AgentConfig {
-                    id: uuid!("3d5f1b2a-8c4e-4f6a-9b7d-1e2c3a4b5c6d"),
+                    id: max,
                     title: "Max".to_owned(),
                     space_id,
                     greeting: "Hello, this is Max from support. What can I do for you?".to_owned(),

@@ -257,6 +257,14 @@ impl AppState {
         Ok(())
     }
 
+    /// What the `number`th utterance (from 0) the visitor speaks in conversation
+    /// `conversation_id` was, as its agent's scenario has it (`hears`).
+    pub(crate) fn heard(&self, conversation_id: Uuid, number: usize) -> Option<String> {
+        let store = &self.0.store;
+        let conversation = store.conversation(store.space_of(conversation_id)?, conversation_id)?;
+        self.0.agents.heard(conversation.agent_id, number)
+    }
+
     /// Makes a fresh key the realm's signing key and returns its `kid`, as an administrator
     /// adding a key provider of higher priority would. Older keys stay published until
     /// every token they signed has expired.

@@ -41,6 +41,11 @@ pub struct Scenario {
     /// Fail the conversation at a given point (`Failed` with an `error_message`).
     #[serde(default)]
     pub fail: Option<Failure>,
+    /// What the visitor's spoken utterances in a LiveKit call "were", in order: the
+    /// sandbox detects speech from the microphone's level but recognises no words. Past
+    /// the end of the list (and with none) speech is heard as noise: no transcript, no turn.
+    #[serde(default)]
+    pub hears: Vec<String>,
 }
 
 /// One keyed reply of a [`Scenario`].
@@ -121,6 +126,7 @@ impl Scenario {
             default_reply: None,
             end_after_turns: None,
             fail: None,
+            hears: Vec::new(),
         }
     }
 
@@ -206,6 +212,9 @@ impl Scenario {
             self.end_after_turns != Some(0),
             "scenario of agent {agent}: end_after_turns must be at least 1"
         );
+        if let Some(i) = self.hears.iter().position(|heard| heard.trim().is_empty()) {
+            bail!("scenario of agent {agent}: hears[{i}] is empty, and a turn needs words");
+        }
         if let Some(fail) = &self.fail {
             ensure!(
                 !fail.error_message.trim().is_empty(),
@@ -422,6 +431,7 @@ mod tests {
             agent_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
             default_reply = "Sorry?"
             end_after_turns = 3
+            hears = ["Where is my order?", "Bye!"]
 
             [[scenarios.replies]]
             pattern = "*order*"
@@ -433,8 +443,15 @@ mod tests {
         let scenario = &scenarios[0];
         assert_eq!((scenario.think_ms, scenario.speak_ms), (300, None));
         assert!(scenario.replies[0].end_call);
+        assert_eq!(scenario.hears, ["Where is my order?", "Bye!"]);
         let agents = HashSet::from([scenario.agent_id]);
         validate(&scenarios, &agents)?;
+        let mute = Scenario {
+            hears: vec!["Hello".into(), " ".into()],
+            ..scenario.clone()
+        };
+        let error = validate(&[mute], &agents).expect_err("a blank utterance");
+        assert!(error.to_string().contains("hears[1] is empty"), "{error}");
         assert!(validate(&scenarios, &HashSet::new()).is_err());
         let twice = [scenario.clone(), scenario.clone()];
         assert!(validate(&twice, &agents).is_err());

@@ -1,6 +1,7 @@
 //! A LiveKit stand-in for web conversations: the v0 `/rtc` signalling WebSocket, two peer
 //! connections per visitor, and a fake agent that joins the conversation's room, speaks its
-//! turns as a tone with `lk.transcription` text streams, and hears `lk.chat` messages.
+//! turns as a tone with `lk.transcription` text streams, and hears `lk.chat` messages and the
+//! visitor's speech (`vad`; what was said is the scenario's `hears`).
 //! `token` mints the join tokens web conversations hand out and verifies them here.
 //!
 //! Only what livekit-client 2.23 needs for one visitor and one agent is served; see
@@ -11,6 +12,7 @@ mod session;
 mod signal;
 mod streams;
 pub mod token;
+mod vad;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -112,6 +114,8 @@ struct Stats {
     /// Bytes of the microphone audio the client recorded before the agent was there.
     preconnect_bytes: u64,
     chats: Vec<String>,
+    /// Utterances the agent has detected the visitor speaking, across sessions.
+    utterances: usize,
     agent_state: Option<&'static str>,
     speaking: bool,
 }
@@ -143,6 +147,14 @@ impl RoomStats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The visitor has started another utterance: its number, counted from 0.
+    pub(crate) fn utterance_started(&self) -> usize {
+        self.update(|stats| {
+            stats.utterances += 1;
+            stats.utterances - 1
+        })
     }
 
     /// One RTP packet from the visitor, `bytes` long, with its level if it has one.
@@ -185,6 +197,7 @@ impl RoomStats {
                     },
                     "preconnect_bytes": stats.preconnect_bytes,
                     "chats": stats.chats,
+                    "utterances": stats.utterances,
                 },
                 "agent": {
                     "state": stats.agent_state,

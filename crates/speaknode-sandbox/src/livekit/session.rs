@@ -36,6 +36,7 @@ use super::{
     RoomStats, media,
     signal::{self, Visitor},
     streams::{self, Assembler, Taken, Transcription},
+    vad::{Speech, Vad},
 };
 use crate::{
     AppState,
@@ -57,6 +58,9 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(3);
 /// pre-connect recording before its first 100 ms chunk, and the agent would get nothing.
 const SUBSCRIBE_ROUND_TRIP: Duration = Duration::from_millis(300);
 
+/// How often the detector of the visitor's speech looks at the clock when no packet comes.
+const VAD_TICK: Duration = Duration::from_millis(100);
+
 /// The shortest the agent speaks, so that a browser has time to hear a short greeting.
 const MIN_SPEECH: Duration = Duration::from_secs(2);
 
@@ -75,6 +79,8 @@ enum Internal {
     FirstPacket,
     /// The agent's subscription to the visitor's track (this sid) is bound.
     Subscribed(String),
+    /// The visitor started or stopped speaking.
+    Speech(Speech),
 }
 
 /// Runs one visitor's session until the visitor leaves, the socket drops or the
@@ -242,6 +248,10 @@ struct Session {
     /// `track_subscribed` has gone out for the microphone.
     agent_subscribed: bool,
     assembler: Assembler,
+    /// The visitor's transcriptions to publish, in order.
+    visitor_lines: mpsc::UnboundedSender<Vec<proto::data_packet::Value>>,
+    /// The segment and text of what the visitor is saying, while they say it.
+    utterance: Option<(String, String)>,
 }
 
 impl Session {
@@ -255,6 +265,7 @@ impl Session {
         stop: CancellationToken,
     ) -> webrtc::error::Result<Self> {
         let level_id = Arc::new(AtomicU8::new(0));
+        let visitor_sid = format!("PA_{}", random_hex(12));
         let (gathered_tx, subscriber_gathered) = watch::channel(false);
         let (connected_tx, subscriber_connected) = watch::channel(false);
         let handler = Arc::new(Handler {
@@ -304,13 +315,19 @@ impl Session {
             open,
         });
         let (speech, voice_ready) = speaker(Arc::clone(&agent), stop.clone());
+        let visitor_lines = visitor_transcriber(
+            Arc::clone(&agent),
+            grant.identity.clone(),
+            visitor_sid.clone(),
+            stop.clone(),
+        );
         Ok(Self {
             state,
             conversation,
             grant,
             room_sid: stats.ids.room_sid.clone(),
             stats,
-            visitor_sid: format!("PA_{}", random_hex(12)),
+            visitor_sid,
             out,
             internal,
             stop,
@@ -333,6 +350,8 @@ impl Session {
             microphone_flowing: false,
             agent_subscribed: false,
             assembler: Assembler::default(),
+            visitor_lines,
+            utterance: None,
         })
     }
 
@@ -673,6 +692,7 @@ impl Session {
                 self.microphone_flowing = true;
                 self.agent_hears();
             }
+            Internal::Speech(speech) => self.on_speech(speech).await,
             Internal::Subscribed(sid) => {
                 if self.visitor_track.as_deref() == Some(sid.as_str()) {
                     self.send(signal_response::Message::TrackSubscribed(
@@ -709,33 +729,71 @@ impl Session {
             stats.chats.push(text.clone());
         });
         let segment = format!("SG_{}", random_hex(12));
+        self.transcribe_visitor(&segment, &text, true);
+        self.take_turn(&text).await;
+    }
+
+    /// The conversation takes `text` as the visitor's turn, which the scenario answers.
+    async fn take_turn(&self, text: &str) {
+        self.agent.set_state("thinking");
+        if let Err(error) = self.state.user_says(self.conversation, text).await {
+            tracing::debug!(%error, "the visitor's turn not taken");
+            self.agent.set_state("listening");
+        }
+    }
+
+    /// Publishes `text` as the visitor's transcription in segment `segment`: interim (a
+    /// later text of the same segment replaces it) or final. The agent sends it on the
+    /// visitor's behalf, as LiveKit Agents send what they transcribe. In order, and off the
+    /// session's loop: sending waits for the subscriber's channel to open, and the session
+    /// must keep answering pings meanwhile.
+    fn transcribe_visitor(&self, segment: &str, text: &str, is_final: bool) {
         let stream = format!("TS_{}", random_hex(12));
         let transcription = Transcription {
             stream_id: &stream,
-            segment_id: &segment,
+            segment_id: segment,
             track_id: self.visitor_track.as_deref().unwrap_or_default(),
         };
-        let packets = [
+        let _ = self.visitor_lines.send(vec![
             transcription.header(),
-            transcription.chunk(0, &text),
-            transcription.trailer(),
-        ];
-        let (agent, identity, sid) = (
-            Arc::clone(&self.agent),
-            self.grant.identity.clone(),
-            self.visitor_sid.clone(),
-        );
-        // In a task of its own: sending waits for the subscriber's channel to open, and the
-        // session must keep answering pings meanwhile.
-        tokio::spawn(async move {
-            for value in packets {
-                agent.send_as(&identity, &sid, value).await;
+            transcription.chunk(0, text),
+            if is_final {
+                transcription.trailer()
+            } else {
+                transcription.interim_trailer()
+            },
+        ]);
+    }
+
+    /// The visitor started or stopped speaking. What an utterance was is the scenario's
+    /// `hears`, in order; past its end the agent hears noise, and nothing comes of it.
+    async fn on_speech(&mut self, speech: Speech) {
+        match speech {
+            Speech::Started => {
+                // Only an agent in the room hears (what came before reaches it as the
+                // pre-connect recording, which it does not transcribe).
+                if !self.agent_joined {
+                    return;
+                }
+                let number = self.stats.utterance_started();
+                let Some(text) = self.state.heard(self.conversation, number) else {
+                    return;
+                };
+                let segment = format!("SG_{}", random_hex(12));
+                // The first word as the interim text, as a streaming recogniser has it.
+                let first = streams::words(&text)
+                    .first()
+                    .map_or("", |word| word.trim_end());
+                self.transcribe_visitor(&segment, first, false);
+                self.utterance = Some((segment, text));
             }
-        });
-        self.agent.set_state("thinking");
-        if let Err(error) = self.state.user_says(self.conversation, &text).await {
-            tracing::debug!(%error, "chat message not taken");
-            self.agent.set_state("listening");
+            Speech::Ended => {
+                let Some((segment, text)) = self.utterance.take() else {
+                    return;
+                };
+                self.transcribe_visitor(&segment, &text, true);
+                self.take_turn(&text).await;
+            }
         }
     }
 
@@ -898,6 +956,29 @@ fn speaker(
     (speech, ready_tx)
 }
 
+/// Publishes the visitor's transcriptions on their behalf, each stream whole and in the
+/// order given, so that a final text never overtakes the interim one it replaces.
+fn visitor_transcriber(
+    agent: Arc<Agent>,
+    identity: String,
+    sid: String,
+    stop: CancellationToken,
+) -> mpsc::UnboundedSender<Vec<proto::data_packet::Value>> {
+    let (lines, mut queue) = mpsc::unbounded_channel::<Vec<proto::data_packet::Value>>();
+    tokio::spawn(async move {
+        loop {
+            let packets = tokio::select! {
+                () = stop.cancelled() => break,
+                packets = queue.recv() => match packets { Some(packets) => packets, None => break },
+            };
+            for value in packets {
+                agent.send_as(&identity, &sid, value).await;
+            }
+        }
+    });
+    lines
+}
+
 /// Waits until ICE gathering has completed, or the timeout has passed.
 async fn wait_for(gathered: &mut watch::Receiver<bool>) {
     let _ = tokio::time::timeout(GATHERING_TIMEOUT, gathered.wait_for(|done| *done)).await;
@@ -983,9 +1064,20 @@ impl PeerConnectionEventHandler for Handler {
         let stop = self.stop.clone();
         tokio::spawn(async move {
             let mut first = true;
+            let mut vad = Vad::default();
+            // A microphone may go quiet by sending nothing at all: the clock ends its
+            // utterance then.
+            let mut clock = tokio::time::interval(VAD_TICK);
+            clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let event = tokio::select! {
                     () = stop.cancelled() => break,
+                    _ = clock.tick() => {
+                        if let Some(speech) = vad.tick(Instant::now()) {
+                            let _ = internal.send(Internal::Speech(speech));
+                        }
+                        continue;
+                    }
                     event = track.poll() => event,
                 };
                 match event {
@@ -1000,6 +1092,11 @@ impl PeerConnectionEventHandler for Handler {
                         if first {
                             first = false;
                             let _ = internal.send(Internal::FirstPacket);
+                        }
+                        if let Some(speech) =
+                            level.and_then(|level| vad.level(Instant::now(), level))
+                        {
+                            let _ = internal.send(Internal::Speech(speech));
                         }
                     }
                     Some(TrackRemoteEvent::OnEnded) | None => break,

@@ -74,10 +74,20 @@ impl Transcription<'_> {
     /// The trailer, which marks the segment final; the client merges its attributes into
     /// the stream's before the reader ends.
     pub(crate) fn trailer(&self) -> Value {
+        self.trailer_with(true)
+    }
+
+    /// The trailer of an interim text: a complete stream whose segment a later one with
+    /// the same `lk.segment_id` replaces.
+    pub(crate) fn interim_trailer(&self) -> Value {
+        self.trailer_with(false)
+    }
+
+    fn trailer_with(&self, is_final: bool) -> Value {
         Value::StreamTrailer(data_stream::Trailer {
             stream_id: self.stream_id.to_owned(),
             reason: String::new(),
-            attributes: HashMap::from([(FINAL.to_owned(), "true".to_owned())]),
+            attributes: HashMap::from([(FINAL.to_owned(), is_final.to_string())]),
         })
     }
 }
