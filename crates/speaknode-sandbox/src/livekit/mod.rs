@@ -76,6 +76,9 @@ pub(crate) struct RoomStats {
     severed: watch::Sender<u64>,
     /// Until when `sever` refuses new sessions.
     refuse_until: Mutex<Option<Instant>>,
+    /// The number of the room's latest session. A room has one visitor identity, so a new
+    /// session replaces the one before it (LiveKit's `DUPLICATE_IDENTITY`).
+    sessions: watch::Sender<u64>,
 }
 
 /// LiveKit's ids of a room and of its agent.
@@ -98,6 +101,7 @@ impl Default for RoomStats {
             },
             severed: watch::Sender::new(0),
             refuse_until: Mutex::new(None),
+            sessions: watch::Sender::new(0),
         }
     }
 }
@@ -126,6 +130,25 @@ const RECENT: Duration = Duration::from_millis(500);
 impl RoomStats {
     fn update<R>(&self, f: impl FnOnce(&mut Stats) -> R) -> R {
         f(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A new session of the room's visitor: its number, and a receiver that changes when a
+    /// later one replaces it.
+    pub(crate) fn new_session(&self) -> (u64, watch::Receiver<u64>) {
+        let mut number = 0;
+        self.sessions.send_modify(|latest| {
+            *latest += 1;
+            number = *latest;
+        });
+        let mut sessions = self.sessions.subscribe();
+        sessions.mark_unchanged();
+        (number, sessions)
+    }
+
+    /// Whether session `number` is the room's latest: only that one speaks for the visitor
+    /// in the stats.
+    pub(crate) fn is_latest(&self, number: u64) -> bool {
+        *self.sessions.borrow() == number
     }
 
     /// Changes each time the room is severed.

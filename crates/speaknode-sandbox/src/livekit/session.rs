@@ -97,6 +97,8 @@ pub(crate) async fn run(
     let (internal, mut internals) = mpsc::unbounded_channel();
     let mut events = state.0.store.events().subscribe();
     let mut severed = stats.severed();
+    // Whatever an older session of this visitor still does, it stops now.
+    let (number, mut sessions) = stats.new_session();
     let mut dropped = false;
     let mut session = match Session::start(
         state.clone(),
@@ -166,15 +168,25 @@ pub(crate) async fn run(
                 dropped = true;
                 break;
             }
+            Ok(()) = sessions.changed() => {
+                // The same identity joined again (another tab, a client that rejoined without
+                // leaving): this older connection is told why and closed, as LiveKit does.
+                let _ = socket
+                    .send(Message::Binary(signal::encode_response(signal::duplicate_identity()).into()))
+                    .await;
+                break;
+            }
             () = stop.cancelled() => break,
             () = state.0.shutdown.cancelled() => break,
         }
     }
     stop.cancel();
-    stats.update(|stats| {
-        stats.connected = false;
-        stats.speaking = false;
-    });
+    if stats.is_latest(number) {
+        stats.update(|stats| {
+            stats.connected = false;
+            stats.speaking = false;
+        });
+    }
     session.close().await;
     if !dropped {
         close_normally(socket).await;

@@ -152,6 +152,17 @@ pub(crate) fn room_deleted() -> signal_response::Message {
     })
 }
 
+/// `leave` telling the client that another connection joined with its identity, as LiveKit
+/// says to the older of two participants with one identity.
+pub(crate) fn duplicate_identity() -> signal_response::Message {
+    signal_response::Message::Leave(proto::LeaveRequest {
+        can_reconnect: false,
+        reason: proto::DisconnectReason::DuplicateIdentity as i32,
+        action: proto::leave_request::Action::Disconnect as i32,
+        regions: None,
+    })
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();

@@ -675,3 +675,78 @@ async fn a_severed_room_drops_its_visitor_without_a_leave_and_refuses_it_for_a_w
         .await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_second_connection_of_the_visitor_replaces_the_first_which_is_told_why() {
+    let sandbox = Sandbox::start(config(20)).await;
+    let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
+    let url = sandbox
+        .url(&format!("/rtc?access_token={join}"))
+        .replacen("http", "ws", 1);
+    let (mut first, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("the first upgrade");
+    assert!(matches!(
+        next_response(&mut first).await,
+        signal_response::Message::Join(_)
+    ));
+    // The same identity again, as from a second tab of the same conversation.
+    let (mut second, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("the second upgrade");
+    assert!(matches!(
+        next_response(&mut second).await,
+        signal_response::Message::Join(_)
+    ));
+
+    // The first is told, with LiveKit's reason, and closed normally; nothing else ends it.
+    let leave = loop {
+        if let signal_response::Message::Leave(leave) = next_response(&mut first).await {
+            break leave;
+        }
+    };
+    assert_eq!(
+        (leave.reason, leave.action, leave.can_reconnect),
+        (
+            proto::DisconnectReason::DuplicateIdentity as i32,
+            proto::leave_request::Action::Disconnect as i32,
+            false
+        )
+    );
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), first.next())
+            .await
+            .expect("the first socket ends in time")
+        {
+            Some(Ok(Message::Close(frame))) => {
+                assert_eq!(
+                    frame.expect("a close code").code,
+                    tungstenite::protocol::frame::coding::CloseCode::Normal
+                );
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    // The room's stats are the second session's: its visitor is still connected.
+    let stats: Value = sandbox
+        .admin(
+            Method::GET,
+            &format!("/__sandbox/livekit/rooms/{room}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("stats");
+    assert_eq!(stats["visitor"]["connected"], true);
+    send(&mut second, signal_request::Message::Ping(1)).await;
+    let pong = loop {
+        if let signal_response::Message::Pong(pong) = next_response(&mut second).await {
+            break pong;
+        }
+    };
+    assert!(pong > 0, "the second session still answers, with the server's time");
+}
