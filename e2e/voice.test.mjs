@@ -367,3 +367,36 @@ test("a denied microphone: the notice offers typing, typed messages get replies,
     await browser.close();
   }
 });
+
+test("a second tab of the same conversation takes the call over; the first says so and takes it back only when asked", async () => {
+  const browser = await launchChromium([...fakeMic(), ...WEBRTC_ARGS, "--autoplay-policy=no-user-gesture-required"]);
+  try {
+    const { context, page: first, records, pending, problems } = await openCallPage(browser);
+    await startCall(first);
+    const room = await roomOf(records, pending);
+
+    // The page again in another tab that copies this one's sessionStorage, as the browser's
+    // "Duplicate tab" or a window.open does: the widget there continues the conversation,
+    // panel open, and its call joins the same room as the same visitor.
+    const [second] = await Promise.all([context.waitForEvent("page"), first.evaluate(() => window.open(location.href))]);
+    await second.locator('[data-testid="sn-call"][data-call="connected"]').waitFor({ timeout: 30_000 });
+    await first.locator('[data-testid="sn-call"][data-call="failed"]').waitFor({ timeout: 20_000 });
+    assert.equal((await first.getByTestId("sn-call-status").innerText()).trim(), "This call continued in another window.");
+    const takeBack = first.getByTestId("sn-call-retry");
+    assert.equal((await takeBack.innerText()).trim(), "Continue here");
+    // It stays that way: no rejoin of its own that would take the call back.
+    assert.equal(await second.locator('[data-testid="sn-call"]').getAttribute("data-call"), "connected");
+    assert.equal((await roomStats(room)).visitor.connected, true);
+
+    // Asked, the first tab takes the call back, and now the second one says so.
+    await takeBack.click();
+    await first.locator('[data-testid="sn-call"][data-call="connected"]').waitFor({ timeout: 30_000 });
+    await second.locator('[data-testid="sn-call"][data-call="failed"]').waitFor({ timeout: 20_000 });
+    assert.equal((await second.getByTestId("sn-call-retry").innerText()).trim(), "Continue here");
+    assert.equal(await first.locator('[data-testid="sn-call"]').getAttribute("data-call"), "connected", "no fight over the call");
+    await context.close();
+    assert.deepEqual(realProblems(problems), []);
+  } finally {
+    await browser.close();
+  }
+});

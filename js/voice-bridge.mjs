@@ -388,9 +388,9 @@ function disconnectReason(reason) {
     case DisconnectReason.USER_REJECTED:
       return "refused";
     // Another connection took this identity (the same visitor in another tab): trying again
-    // would only take it back.
+    // on its own would only take it back, so the widget waits for the visitor to ask.
     case DisconnectReason.DUPLICATE_IDENTITY:
-      return "other";
+      return "replaced";
     default:
       return "network";
   }

@@ -209,7 +209,7 @@ test("connection states and why the room ended", () => {
       { type: "link", state: "disconnected", reason: "refused", detail: "USER_REJECTED" },
       { type: "link", state: "disconnected", reason: "network", detail: "JOIN_FAILURE" },
       { type: "link", state: "disconnected", reason: "network", detail: "SIGNAL_CLOSE" },
-      { type: "link", state: "disconnected", reason: "other", detail: "DUPLICATE_IDENTITY" },
+      { type: "link", state: "disconnected", reason: "replaced", detail: "DUPLICATE_IDENTITY" },
       { type: "link", state: "disconnected", reason: "network", detail: "UNKNOWN_REASON" },
     ],
   );

@@ -112,6 +112,10 @@ pub struct VoiceMessages {
     pub connection_lost: &'static str,
     /// The agent left and the room stayed open.
     pub agent_left: &'static str,
+    /// The same conversation's call was joined from another tab or window, which took it.
+    pub replaced: &'static str,
+    /// The button that takes the call back into this window.
+    pub continue_here: &'static str,
     /// The call failed in a way the widget cannot name.
     pub call_error: &'static str,
     /// The button shown while the browser blocks playback.
@@ -315,6 +319,8 @@ const EN_VOICE: VoiceMessages = VoiceMessages {
     unreachable: "We can't reach the call service. Check your connection and try again.",
     connection_lost: "The call connection was lost. Try again to reconnect.",
     agent_left: "The agent left the call unexpectedly.",
+    replaced: "This call continued in another window.",
+    continue_here: "Continue here",
     call_error: "The call couldn't start. Please try again.",
     enable_audio: "Enable audio",
     mute: "Mute microphone",
@@ -351,6 +357,8 @@ const DE_VOICE: VoiceMessages = VoiceMessages {
     unreachable: "Der Anrufdienst ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
     connection_lost: "Die Verbindung zum Anruf ist abgebrochen. Versuchen Sie es erneut, um sich neu zu verbinden.",
     agent_left: "Der Agent hat den Anruf unerwartet verlassen.",
+    replaced: "Der Anruf wird in einem anderen Fenster fortgesetzt.",
+    continue_here: "Hier fortsetzen",
     call_error: "Der Anruf konnte nicht gestartet werden. Bitte versuchen Sie es erneut.",
     enable_audio: "Ton aktivieren",
     mute: "Mikrofon stummschalten",
@@ -388,6 +396,8 @@ const AR_VOICE: VoiceMessages = VoiceMessages {
     unreachable: "تعذّر الوصول إلى خدمة المكالمات. تحقّق من اتصالك وحاول مرة أخرى.",
     connection_lost: "انقطع الاتصال بالمكالمة. حاول مرة أخرى لإعادة الاتصال.",
     agent_left: "غادر الوكيل المكالمة بشكل غير متوقع.",
+    replaced: "انتقلت المكالمة إلى نافذة أخرى.",
+    continue_here: "المتابعة هنا",
     call_error: "تعذّر بدء المكالمة. يُرجى المحاولة مرة أخرى.",
     enable_audio: "تفعيل الصوت",
     mute: "كتم الميكروفون",
@@ -551,6 +561,7 @@ impl Messages {
             CallFailure::Unreachable => voice.unreachable.into(),
             CallFailure::ConnectionLost => voice.connection_lost.into(),
             CallFailure::AgentLeft => voice.agent_left.into(),
+            CallFailure::Replaced => voice.replaced.into(),
             // The BFF's answer already has its wording.
             CallFailure::Grant(error) => self.error(error.kind),
             CallFailure::Sdk(_) => voice.call_error.into(),
@@ -765,6 +776,8 @@ mod tests {
                 v.unreachable,
                 v.connection_lost,
                 v.agent_left,
+                v.replaced,
+                v.continue_here,
                 v.call_error,
                 v.enable_audio,
                 v.mute,
@@ -856,6 +869,7 @@ mod tests {
             CallFailure::Unreachable,
             CallFailure::ConnectionLost,
             CallFailure::AgentLeft,
+            CallFailure::Replaced,
             CallFailure::Sdk("TypeError: x".into()),
         ];
         let texts: Vec<String> = failures.iter().map(|f| EN.call_failure(f)).collect();

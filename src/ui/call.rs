@@ -13,7 +13,7 @@ use speaknode_api::{Role, Turn};
 use crate::driver::CallSignals;
 use crate::i18n::Messages;
 use crate::voice::audio::Level;
-use crate::voice::call::{Call, CallPhase, SendState};
+use crate::voice::call::{Call, CallFailure, CallPhase, SendState};
 use crate::voice::captions::{LineKey, Shown};
 
 /// The visitor's requests about the call, as copyable callbacks.
@@ -173,6 +173,8 @@ pub fn CallControls(
     let with_call = move |read: fn(&Call) -> bool| call.with(|c| c.as_ref().is_some_and(read));
     let phase = move || call.with(|c| c.as_ref().map_or("idle", |c| phase_name(&c.phase())));
     let failed = move || with_call(|c| matches!(c.phase(), CallPhase::Failed(_)));
+    let replaced =
+        move || with_call(|c| matches!(c.phase(), CallPhase::Failed(CallFailure::Replaced)));
     let live = move || with_call(Call::is_live);
     let mic_on = move || with_call(|c| c.mic().on);
     let blocked = move || with_call(Call::playback_blocked);
@@ -261,7 +263,7 @@ pub fn CallControls(
                         data-testid="sn-call-retry"
                         on:click=move |_| intents.retry.run(())
                     >
-                        {messages.retry}
+                        {move || if replaced() { voice.continue_here } else { messages.retry }}
                     </button>
                 </Show>
             </div>

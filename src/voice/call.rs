@@ -153,6 +153,9 @@ pub enum CallFailure {
     ConnectionLost,
     /// The agent left and the room did not close.
     AgentLeft,
+    /// The same visitor joined the call from elsewhere (another tab), which took it over;
+    /// this one does not take it back unless the visitor asks.
+    Replaced,
     /// The BFF gave no fresh grant.
     Grant(WidgetError),
     /// The SDK failed in a way the widget cannot name.
@@ -749,6 +752,9 @@ impl Call {
                     DisconnectReason::Left => {}
                     DisconnectReason::RoomClosed => self.end(effects),
                     DisconnectReason::Refused => self.refused(effects),
+                    // Rejoining on its own would take the call back, and the other tab
+                    // would do the same: the two would fight over it.
+                    DisconnectReason::Replaced => self.fail(CallFailure::Replaced, effects),
                     DisconnectReason::Network | DisconnectReason::Other(_) => self.lost(effects),
                 }
             }
@@ -1186,6 +1192,23 @@ mod tests {
             DisconnectReason::Network,
         )));
         assert_eq!(effects[0], Effect::Reconnect);
+    }
+
+    #[test]
+    fn a_call_taken_over_by_another_tab_waits_for_the_visitor_to_take_it_back() {
+        let mut call = connected();
+        call.handle(Input::Send("kept".into()));
+        let effects = call.handle(Input::Link(LinkState::Disconnected(
+            DisconnectReason::Replaced,
+        )));
+        // No rejoin of its own, though the budget is full: that would take the call back
+        // and the other tab would do the same.
+        assert_eq!(effects, [Effect::Disconnect]);
+        assert_eq!(call.phase(), CallPhase::Failed(CallFailure::Replaced));
+        // "Continue here" joins again with a fresh grant.
+        let effects = call.handle(Input::Retry);
+        assert_eq!(effects[0], Effect::RenewGrant);
+        assert_eq!(call.phase(), CallPhase::Joining);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | `type` | other fields | becomes |
 //! |---|---|---|
 //! | `link` | `state`: `connecting` \| `connected` \| `reconnecting` | [`VoiceEvent::Link`] |
-//! | `link` | `state`: `disconnected`, `reason`: `left` \| `room_closed` \| `refused` \| `network` \| `other`, `detail`: the SDK's `DisconnectReason` name | [`VoiceEvent::Link`] |
+//! | `link` | `state`: `disconnected`, `reason`: `left` \| `room_closed` \| `refused` \| `replaced` \| `network` \| `other`, `detail`: the SDK's `DisconnectReason` name | [`VoiceEvent::Link`] |
 //! | `agent_joined` | `identity` | [`VoiceEvent::AgentJoined`] |
 //! | `agent_state` | `state` (`lk.agent.state`) | [`VoiceEvent::AgentState`] |
 //! | `agent_left` | `identity` | [`VoiceEvent::AgentLeft`] |
@@ -150,6 +150,7 @@ pub fn decode(json: &str) -> Option<Decoded> {
                 "left" => DisconnectReason::Left,
                 "room_closed" => DisconnectReason::RoomClosed,
                 "refused" => DisconnectReason::Refused,
+                "replaced" => DisconnectReason::Replaced,
                 "network" => DisconnectReason::Network,
                 _ if !wire.detail.is_empty() => DisconnectReason::Other(wire.detail),
                 _ => DisconnectReason::Other(wire.reason.clone()),
@@ -472,8 +473,8 @@ mod tests {
             gone(DisconnectReason::Network)
         );
         assert_eq!(
-            reason("other", "DUPLICATE_IDENTITY"),
-            gone(DisconnectReason::Other("DUPLICATE_IDENTITY".to_owned()))
+            reason("replaced", "DUPLICATE_IDENTITY"),
+            gone(DisconnectReason::Replaced)
         );
         // A reason a newer bridge adds is still an end, named by what it said.
         assert_eq!(

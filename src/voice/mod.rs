@@ -82,6 +82,8 @@ pub enum DisconnectReason {
     RoomClosed,
     /// The token or the room was refused.
     Refused,
+    /// The same participant joined from another connection (another tab), which took over.
+    Replaced,
     /// The connection was lost and the SDK's own reconnection gave up.
     Network,
     /// Anything else the SDK reports.

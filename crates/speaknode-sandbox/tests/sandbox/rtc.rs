@@ -748,5 +748,8 @@ async fn a_second_connection_of_the_visitor_replaces_the_first_which_is_told_why
             break pong;
         }
     };
-    assert!(pong > 0, "the second session still answers, with the server's time");
+    assert!(
+        pong > 0,
+        "the second session still answers, with the server's time"
+    );
 }
