@@ -81,6 +81,25 @@ function keepMicStreams() {
   };
 }
 
+/** Init script: holds every getUserMedia answer until the test calls window.__answerMic(),
+ *  as a visitor who answers the permission prompt late. Added after keepMicStreams, so the
+ *  streams it lets through are kept there too. */
+function holdMicPrompt() {
+  let answer;
+  const answered = new Promise((resolve) => (answer = resolve));
+  const asked = { count: 0 };
+  Object.defineProperty(window, "__micAsked", { value: asked });
+  Object.defineProperty(window, "__answerMic", { value: () => answer() });
+  const media = navigator.mediaDevices;
+  if (!media) return;
+  const getUserMedia = media.getUserMedia.bind(media);
+  media.getUserMedia = async (...args) => {
+    asked.count += 1;
+    await answered;
+    return getUserMedia(...args);
+  };
+}
+
 /** Init script: records, from inside the widget's shadow root, every agent state the call
  *  line shows (data-agent) with its text, and every live (not yet stored) agent caption with
  *  the state it showed in, so that short states and growing captions are not missed by polling. */
@@ -121,12 +140,13 @@ function recordAgentStates() {
   };
 }
 
-/** Opens the embed page in `browser` with the recorders above, and the URLs requested. */
-async function openCallPage(browser) {
+/** Opens the embed page in `browser` with the recorders above (and `initScripts` after
+ *  them), and the URLs requested. */
+async function openCallPage(browser, initScripts = []) {
   const opened = await openPage(fixture("embed.html"), {
     browser,
     instrument: true,
-    initScripts: [keepPeerConnections, keepMicStreams, recordAgentStates],
+    initScripts: [keepPeerConnections, keepMicStreams, recordAgentStates, ...initScripts],
   });
   const requested = [];
   opened.page.on("request", (request) => requested.push(request.url()));
@@ -300,6 +320,31 @@ test("a call: joins after the click, is heard, hears the agent, captions once, c
     // The stand-in ends its signalling socket with a normal close (1000), as LiveKit does, so
     // livekit-client logs nothing when the room closes after End (it logged "WS closed
     // unexpectedly with code 1005" while the stand-in closed without a code).
+    assert.deepEqual(realProblems(problems), []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test("regression: a microphone prompt answered after the call ended leaves nothing recording", async () => {
+  // livekit-client's setMicrophoneEnabled published the late track into the closed room and
+  // kept capturing until its 15 s publish timeout; the bridge now stops it at once.
+  const browser = await launchChromium([...fakeMic(), ...WEBRTC_ARGS, "--autoplay-policy=no-user-gesture-required"]);
+  try {
+    const { context, page, records, pending, problems } = await openCallPage(browser, [holdMicPrompt]);
+    await startCall(page);
+    const room = await roomOf(records, pending);
+    await until(() => page.evaluate(() => window.__micAsked.count > 0), { message: "the microphone asked for" });
+    await page.getByTestId("sn-end").click();
+    await until(async () => (await roomStats(room))?.visitor.connected === false, { message: "the visitor gone from the room" });
+    await page.evaluate(() => window.__answerMic());
+    await until(() => page.evaluate(() => window.__micStreams.length > 0), { message: "the late answer's stream" });
+    await until(
+      () => page.evaluate(() => window.__micStreams.every((stream) => stream.getTracks().every((track) => track.readyState === "ended"))),
+      { timeout: 2_000, message: "the late microphone stopped at once" },
+    );
+    assert.equal((await roomStats(room))?.visitor.uplink?.packets ?? 0, 0, "nothing went up");
+    await context.close();
     assert.deepEqual(realProblems(problems), []);
   } finally {
     await browser.close();

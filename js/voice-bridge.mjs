@@ -52,7 +52,8 @@ export function create(onEvent) {
     // hands them to the agent once it is there. It has to be a publish default: in
     // livekit-client 2.23.0, setMicrophoneEnabled's third argument does not reach the check
     // that starts the buffer (it reads the room's publishDefaults merged with the *capture*
-    // options), so passing it there silently records nothing.
+    // options), so passing it there silently records nothing. The bridge's own openMic reads
+    // it from here too, as the SDK does.
     publishDefaults: { preConnectBuffer: true },
     // One quick retry of the SDK's own; after that the widget decides (a fresh grant, or an
     // error the visitor can act on) instead of the SDK retrying for half a minute.
@@ -71,6 +72,20 @@ export function create(onEvent) {
   const forwarded = new WeakSet();
   /** Microphone operations in flight: their own rejection reports a failure, not the event. */
   let micBusy = 0;
+  /** The microphone being opened (permission prompt, then publication), while it is. */
+  let opening = null;
+  /**
+   * Every microphone track this bridge created or switched: what disconnect() must leave
+   * stopped. The room stops the tracks it published when it disconnects, but not one that
+   * the browser hands over only after that (a permission prompt answered late, a device
+   * switch still acquiring), which would keep the microphone recording.
+   */
+  const micTracks = new Set();
+  // Not cleared: a switch still acquiring hands the same track a new MediaStreamTrack after
+  // the room stopped it, so it is stopped again when the switch settles (stop is idempotent).
+  const stopMicTracks = () => {
+    for (const track of micTracks) track.stop();
+  };
 
   const emit = (event, track) => {
     if (closed) return;
@@ -240,8 +255,56 @@ export function create(onEvent) {
       throw failure("mic", error);
     } finally {
       micBusy -= 1;
+      // Whatever the operation acquired after disconnect() was called is stopped here.
+      if (closed) stopMicTracks();
     }
   };
+
+  /**
+   * Opens and publishes the microphone, as the SDK's setMicrophoneEnabled(true) does when
+   * nothing is published yet (LocalParticipant.setTrackEnabled in livekit-client 2.23.0),
+   * but with the track in hand between the permission prompt and the publication: if the
+   * bridge was disconnected while the prompt was open, the new track is stopped at once
+   * instead of waiting (capturing) for a room that is gone. One opening at a time, as the
+   * SDK's `pendingPublishing` guard does.
+   */
+  const openMic = (deviceId) => {
+    opening ??= (async () => {
+      let tracks = [];
+      try {
+        tracks = await room.localParticipant.createTracks({ audio: deviceId ? { deviceId } : true });
+        for (const track of tracks) micTracks.add(track);
+        if (closed) return;
+        for (const track of tracks) {
+          // What setTrackEnabled does next. startPreConnectBuffer is marked @internal in the
+          // SDK's types, but it is the call setTrackEnabled makes for a microphone when the
+          // publish defaults ask for the buffer, and publish() sends what it recorded.
+          if (room.options.publishDefaults?.preConnectBuffer && track.kind === Track.Kind.Audio) {
+            track.startPreConnectBuffer();
+          }
+        }
+        await Promise.all(
+          tracks.map((track) => room.localParticipant.publishTrack(track, { source: Track.Source.Microphone })),
+        );
+      } catch (error) {
+        // As setTrackEnabled does: a track that was not published is not kept.
+        for (const track of tracks) {
+          track.stop();
+          micTracks.delete(track);
+        }
+        throw error;
+      } finally {
+        opening = null;
+        if (closed) stopMicTracks();
+      }
+    })();
+    return opening;
+  };
+
+  /** Lets an opening in flight finish (or fail: that one reports itself) first. */
+  const afterOpening = () => (opening ?? Promise.resolve()).catch(() => {});
+
+  const micTrack = () => room.localParticipant.getTrackPublication(Track.Source.Microphone)?.track;
 
   const listMics = async () => {
     // No permission prompt from listing: labels fill in once the microphone is granted.
@@ -258,13 +321,11 @@ export function create(onEvent) {
      */
     async connect(url, token, { mic = false, deviceId = null } = {}) {
       micBusy += 1;
-      const opening = mic
-        ? room.localParticipant.setMicrophoneEnabled(true, deviceId ? { deviceId } : undefined)
-        : Promise.resolve();
+      const micReady = mic ? openMic(deviceId) : Promise.resolve();
       const joining = room.connect(url, token, { autoSubscribe: true });
       // The microphone's outcome is reported once both are known: a failed join fails the
       // pending publication too, and that is not a microphone problem.
-      Promise.allSettled([opening, joining]).then(([opened, joined]) => {
+      Promise.allSettled([micReady, joining]).then(([opened, joined]) => {
         micBusy -= 1;
         if (joined.status === "rejected") return;
         if (opened.status === "rejected") {
@@ -286,7 +347,14 @@ export function create(onEvent) {
     /** Mutes or unmutes; opens the microphone if it never was (a text-first start). */
     setMic(on) {
       return micOp(async () => {
-        await room.localParticipant.setMicrophoneEnabled(on);
+        // The SDK would wait for its own opening in flight; this one is the bridge's.
+        await afterOpening();
+        if (on && micTrack() === undefined) {
+          await openMic();
+        } else {
+          // Mute or unmute the published track (nothing to do if off and never opened).
+          await room.localParticipant.setMicrophoneEnabled(on);
+        }
         noticeMic();
       });
     },
@@ -294,6 +362,10 @@ export function create(onEvent) {
     /** Switches to another microphone; a new MediaStreamTrack goes to Rust for the meter. */
     switchMic(id) {
       return micOp(async () => {
+        // The switch acquires a new MediaStreamTrack for this track: if disconnect() comes
+        // first, the room stops the track before the new one arrives, so micOp stops it again.
+        const track = micTrack();
+        if (track) micTracks.add(track);
         const switched = await room.switchActiveDevice("audioinput", id, true);
         if (!switched) throw Object.assign(new Error("device not switched"), { name: "NotFoundError" });
         noticeMic();
@@ -336,7 +408,11 @@ export function create(onEvent) {
         closed = true;
         for (const [event, listener] of listeners) room.off(event, listener);
         for (const topic of TOPICS) room.unregisterTextStreamHandler(topic);
-        disconnecting = room.disconnect().catch(() => {});
+        // Then stop what the room did not: a track still waiting to be published.
+        disconnecting = room
+          .disconnect()
+          .catch(() => {})
+          .then(stopMicTracks);
       }
       return disconnecting;
     },

@@ -80,6 +80,40 @@ export function audioTrack(id) {
   return { kind: Track.Kind.Audio, mediaStreamTrack: { id, kind: "audio" } };
 }
 
+/** A stand-in browser MediaStreamTrack: live until stopped. */
+export function mediaTrack(id) {
+  return {
+    id,
+    kind: "audio",
+    readyState: "live",
+    stop() {
+      this.readyState = "ended";
+    },
+  };
+}
+
+/**
+ * The SDK's LocalAudioTrack as the bridge uses it: stop() stops the MediaStreamTrack it holds
+ * at the time (a device switch swaps that one), and the pre-connect buffer is a flag.
+ */
+export class LocalAudioTrack {
+  constructor(id) {
+    this.kind = Track.Kind.Audio;
+    this.source = Track.Source.Microphone;
+    this.mediaStreamTrack = mediaTrack(id);
+    this.preConnectBuffer = false;
+    this.isMuted = false;
+  }
+
+  startPreConnectBuffer() {
+    this.preConnectBuffer = true;
+  }
+
+  stop() {
+    this.mediaStreamTrack.stop();
+  }
+}
+
 export class Room {
   /** Every room created, newest last. */
   static rooms = [];
@@ -97,15 +131,49 @@ export class Room {
     this.remoteParticipants = new Map();
     this.canPlaybackAudio = true;
     this.calls = [];
-    // What the test makes connect() and the microphone do.
+    // What the test makes connect(), the permission prompt (getUserMedia), muting and
+    // switching devices do.
     this.connectOutcome = Promise.resolve();
+    this.capture = () => Promise.resolve();
     this.micOutcome = () => Promise.resolve();
+    this.switchOutcome = () => Promise.resolve();
+    /** The published microphone (a LocalAudioTrack or a test's stand-in). */
     this.micTrack = null;
+    /** Every LocalAudioTrack createTracks made, whether or not it was published. */
+    this.created = [];
+    this.closed = false;
     const room = this;
     this.localParticipant = {
+      // As LocalParticipant.setTrackEnabled: mute or unmute what is published, else create
+      // a track and publish it (with the pre-connect buffer when the publish defaults ask).
       async setMicrophoneEnabled(on, ...options) {
         room.calls.push(["setMicrophoneEnabled", on, ...options]);
-        return room.micOutcome(on);
+        if (room.micTrack || !on) {
+          await room.micOutcome(on);
+          if (room.micTrack) room.micTrack.isMuted = !on;
+          return;
+        }
+        const tracks = await this.createTracks({ audio: options[0] ?? true });
+        if (room.options.publishDefaults?.preConnectBuffer) tracks[0].startPreConnectBuffer();
+        await this.publishTrack(tracks[0]);
+      },
+      async createTracks(options) {
+        room.calls.push(["createTracks", options]);
+        await room.capture(options);
+        const track = new LocalAudioTrack(`mic-${room.created.length + 1}`);
+        room.created.push(track);
+        return [track];
+      },
+      // The SDK defers a publication until the join completes; into a room that has been
+      // disconnected it waits (15 s in the SDK, here for ever) with the track still live.
+      async publishTrack(track, options) {
+        room.calls.push(["publishTrack", track.mediaStreamTrack.id, options]);
+        await room.connectOutcome;
+        if (room.closed) return new Promise(() => {});
+        room.micTrack = track;
+        const publication = { source: Track.Source.Microphone, track };
+        room.emit(RoomEvent.LocalTrackPublished, publication);
+        return publication;
       },
       getTrackPublication(source) {
         return source === Track.Source.Microphone && room.micTrack ? { track: room.micTrack } : undefined;
@@ -154,16 +222,26 @@ export class Room {
     return this.connectOutcome;
   }
 
+  // As Room.handleDisconnect: the published tracks are unpublished and stopped.
   async disconnect() {
     this.calls.push(["disconnect"]);
+    this.closed = true;
+    this.micTrack?.stop?.();
+    this.micTrack = null;
   }
 
   async startAudio() {
     this.calls.push(["startAudio"]);
   }
 
+  // As LocalTrack.restartTrack: the old MediaStreamTrack stops, a new one is acquired (the
+  // test decides when) and the same LocalAudioTrack holds it from then on.
   async switchActiveDevice(kind, id, exact) {
     this.calls.push(["switchActiveDevice", kind, id, exact]);
+    const track = this.micTrack;
+    track?.mediaStreamTrack.stop?.();
+    await this.switchOutcome(id);
+    if (track) track.mediaStreamTrack = mediaTrack(`${id}-1`);
     return true;
   }
 }
