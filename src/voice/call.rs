@@ -804,6 +804,7 @@ impl Call {
 
     fn leave_for_rejoin(&mut self) {
         self.stage = Stage::Reconnecting { rejoin: true };
+        self.captions.cut_off();
         // The new connection reports the agent afresh.
         self.agent = None;
         self.agent_timer = None;
@@ -858,6 +859,7 @@ impl Call {
 
     fn stop(&mut self, stage: Stage) {
         self.stage = stage;
+        self.captions.cut_off();
         self.agent = None;
         self.awaiting_grant = false;
         self.join_timer = None;

@@ -191,6 +191,24 @@ impl Captions {
         });
     }
 
+    /// The connection is gone: text streams in flight will never finish. An agent line says
+    /// all it will say, so a stored turn that starts with its words absorbs it; a visitor's
+    /// interim text was only a guess, and goes (the stored turn, if any, has the real words).
+    pub fn cut_off(&mut self) {
+        let agent = self.agent.clone();
+        self.entries.retain_mut(|entry| {
+            if matches!(entry.key, LineKey::Local(_)) {
+                return true;
+            }
+            let from_agent = agent.is_some() && entry.sender == agent;
+            if !from_agent && entry.said == Some(false) {
+                return false;
+            }
+            entry.done = true;
+            true
+        });
+    }
+
     /// The live lines, in the order they started.
     pub fn lines(&self) -> Vec<Line> {
         self.entries
@@ -467,6 +485,40 @@ mod tests {
         let line = &captions.lines()[0];
         assert_eq!(line.text, "Hello there, friend.");
         assert!(line.is_final);
+    }
+
+    #[test]
+    fn a_call_cut_off_mid_sentence_leaves_no_half_line_beside_the_stored_turn() {
+        let mut captions = captions();
+        let history = [turn("t1", Role::Agent, "You're welcome. Goodbye!")];
+        let speaking = [(SEGMENT_ID, "SG_a"), (TRANSCRIPTION_FINAL, "false")];
+        captions.push(&chunk(AGENT, "a1", "You're welcome.", &speaking));
+        let interim = [(SEGMENT_ID, "SG_u"), (TRANSCRIPTION_FINAL, "false")];
+        captions.push(&done(chunk(VISITOR, "u1", "Thanks", &interim)));
+        // While the agent is saying the newest turn, its caption grows in view.
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            [
+                "history:You're welcome. Goodbye!",
+                "live:You're welcome.",
+                "live:Thanks"
+            ]
+        );
+        // The room went away before the trailer: the agent's words so far are the stored
+        // turn's, and the visitor's guess is gone.
+        captions.cut_off();
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            ["history:You're welcome. Goodbye!"]
+        );
+        // Words that went another way still show.
+        let mut captions = self::captions();
+        captions.push(&chunk(AGENT, "a1", "Before you go", &speaking));
+        captions.cut_off();
+        assert_eq!(
+            texts(&captions.merged(&history)),
+            ["history:You're welcome. Goodbye!", "live:Before you go"]
+        );
     }
 
     #[test]
