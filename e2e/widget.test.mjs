@@ -1,25 +1,46 @@
-// End-to-end: the release build of the widget on the demo page, a real BFF and the sandbox,
+// End-to-end: the release build of the widget on the demo page (Ava's widget; Max's, the
+// page's second, waits in its corner), a real BFF and the sandbox,
 // driven in Debian's headless Chromium: a whole conversation start with the token-leak scan,
 // and the loader's promise to fetch the app only on intent. `cargo xtask test` starts the
 // stack on free ports and passes its addresses in SN_* variables (e2e/support.mjs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BFF_URL, CLIENT_SECRET, GREETING, HOST_URL, ISSUER, LIVEKIT_SECRET, jwts, launcher, openPage, useBrowser, waitForGreeting } from "./support.mjs";
+import {
+  AGENT_ID,
+  BFF_URL,
+  CLIENT_SECRET,
+  GREETING,
+  HOST_URL,
+  ISSUER,
+  LIVEKIT_SECRET,
+  SECOND_AGENT_ID,
+  jwts,
+  launcher,
+  openPage,
+  useBrowser,
+  waitForGreeting,
+} from "./support.mjs";
 
 useBrowser();
 
+/** The demo page's widget of `agent`: locators inside it reach into its shadow root. */
+const widgetOf = (page, agent) => page.locator(`speaknode-widget[agent-id="${agent}"]`);
+
 test("a visitor opens the widget and the agent greets them", async () => {
   const { context, page, records, pending, problems } = await openPage(HOST_URL);
+  const ava = widgetOf(page, AGENT_ID);
 
-  await launcher(page).click();
-  await waitForGreeting(page);
-  assert.equal((await page.getByTestId("sn-status").textContent()).trim(), "Connected");
-  assert.equal((await page.getByTestId("sn-agent-name").textContent()).trim(), "Ava");
+  await launcher(ava).click();
+  await waitForGreeting(ava);
+  assert.equal((await ava.getByTestId("sn-status").textContent()).trim(), "Connected");
+  assert.equal((await ava.getByTestId("sn-agent-name").textContent()).trim(), "Ava");
+  // Max's widget, in the other corner, stayed closed and started nothing.
+  assert.equal(await launcher(widgetOf(page, SECOND_AGENT_ID)).getAttribute("aria-expanded"), "false");
 
   // The event stream's body is complete only once the BFF ends the stream: end the
   // conversation, so the scan below reads every event the browser received.
-  await page.evaluate(() => document.querySelector("speaknode-widget").end());
-  await page.locator('[data-testid="sn-status"][data-phase="completed"]').waitFor({ timeout: 10_000 });
+  await ava.evaluate((widget) => widget.end());
+  await ava.locator('[data-testid="sn-status"][data-phase="completed"]').waitFor({ timeout: 10_000 });
   await Promise.all(pending);
   await context.close();
   assert.deepEqual(problems, [], "the page logged errors");
@@ -46,12 +67,14 @@ test("a visitor opens the widget and the agent greets them", async () => {
 
 test("the widget's code loads only on intent", async () => {
   const { context, page, records, pending } = await openPage(HOST_URL);
-  await launcher(page).waitFor();
+  const ava = widgetOf(page, AGENT_ID);
+  await launcher(ava).waitFor();
+  await launcher(widgetOf(page, SECOND_AGENT_ID)).waitFor();
   await Promise.all(pending);
   const loaded = () => records.filter((r) => r.url.endsWith("_bg.wasm") || r.url.includes("/app/speaknode-widget.js"));
   assert.deepEqual(loaded().map((r) => r.url), [], "nothing of the app is fetched before intent");
 
-  await launcher(page).hover();
+  await launcher(ava).hover();
   await page.waitForResponse((r) => r.url().endsWith("_bg.wasm"));
   await context.close();
 });

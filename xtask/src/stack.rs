@@ -301,6 +301,10 @@ impl HostPage {
             .replace(
                 r#"data-session-url="/bff/""#,
                 &format!(r#"data-session-url="{bff_url}""#),
+            )
+            .replace(
+                r#" session-url="/bff/""#,
+                &format!(r#" session-url="{bff_url}""#),
             );
         let csp = HeaderValue::from_str(&strict_csp(bff_url, livekit_url))?;
         Ok(Self {
