@@ -209,6 +209,16 @@ export function create(onEvent) {
     [RoomEvent.AudioPlaybackStatusChanged, emitPlayback],
     [RoomEvent.MediaDevicesChanged, emitDevices],
     [
+      // The SDK changed the microphone by itself (the one in use was unplugged, the system
+      // default changed): the picker shows the new one, the meter listens to its track.
+      RoomEvent.ActiveDeviceChanged,
+      (kind, deviceId) => {
+        if (kind !== "audioinput") return;
+        emit({ type: "device", id: deviceId });
+        noticeMic();
+      },
+    ],
+    [
       RoomEvent.MediaDevicesError,
       (error, kind) => {
         if (micBusy === 0 && (kind === undefined || kind === "audioinput")) {

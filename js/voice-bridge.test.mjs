@@ -71,7 +71,7 @@ test("the room is set up as the plan says: one SDK retry, no adaptive layers, pl
 test("listeners and both text handlers are registered before connecting and all removed on disconnect", async () => {
   const { bridge, room, events } = setup();
   assert.deepEqual([...room.textHandlers.keys()], ["lk.transcription", "lk.chat"]);
-  assert.equal(room.listenerCount(), 10);
+  assert.equal(room.listenerCount(), 11);
   const first = bridge.disconnect();
   assert.equal(room.listenerCount(), 0);
   assert.equal(room.textHandlers.size, 0);
@@ -385,12 +385,15 @@ test("devices, playback and microphone failures after the start", async () => {
   room.emit(lk.RoomEvent.AudioPlaybackStatusChanged, false);
   room.emit(lk.RoomEvent.MediaDevicesError, domError("NotReadableError"), "audioinput");
   room.emit(lk.RoomEvent.MediaDevicesError, domError("NotFoundError"), "videoinput");
+  room.emit(lk.RoomEvent.ActiveDeviceChanged, "audioinput", "usb-2");
+  room.emit(lk.RoomEvent.ActiveDeviceChanged, "audiooutput", "speakers");
   assert.deepEqual(
     events.map(([event]) => event),
     [
       { type: "devices", devices: [{ id: "default", label: "Default" }] },
       { type: "playback", blocked: true },
       { type: "mic", name: "NotReadableError", message: "NotReadableError" },
+      { type: "device", id: "usb-2" },
     ],
   );
   assert.deepEqual(JSON.parse(await bridge.listMics()), [{ id: "default", label: "Default" }]);

@@ -57,6 +57,7 @@ export const RoomEvent = {
   LocalTrackPublished: "localTrackPublished",
   AudioPlaybackStatusChanged: "audioPlaybackChanged",
   MediaDevicesChanged: "mediaDevicesChanged",
+  ActiveDeviceChanged: "activeDeviceChanged",
   MediaDevicesError: "mediaDevicesError",
 };
 

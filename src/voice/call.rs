@@ -318,6 +318,7 @@ pub enum Input {
     Text(TextChunk),
     PlaybackBlocked(bool),
     Devices(Vec<Device>),
+    ActiveDevice(String),
     MicFailed(MicError),
 }
 
@@ -333,6 +334,7 @@ impl Input {
             VoiceEvent::Text(chunk) => Self::Text(chunk),
             VoiceEvent::PlaybackBlocked(blocked) => Self::PlaybackBlocked(blocked),
             VoiceEvent::Devices(devices) => Self::Devices(devices),
+            VoiceEvent::ActiveDevice(id) => Self::ActiveDevice(id),
             VoiceEvent::Mic(error) => Self::MicFailed(error),
             VoiceEvent::AgentTrack(_) | VoiceEvent::MicTrack(_) => return None,
         })
@@ -626,6 +628,8 @@ impl Call {
             }
             Input::PlaybackBlocked(blocked) => self.playback_blocked = blocked,
             Input::Devices(devices) => self.mic.devices = devices,
+            // Already switched: the picker and the next join follow, nothing to do.
+            Input::ActiveDevice(id) => self.mic.device = Some(id),
             Input::MicFailed(error) => {
                 self.mic.on = false;
                 self.mic.notice = Some(error);
@@ -1398,6 +1402,22 @@ mod tests {
             Effect::Connect { mic, .. } if !mic.enabled && mic.device_id.as_deref() == Some("usb")
         ));
         assert_eq!(call.mic().devices.len(), 1);
+
+        // The SDK moving to another microphone by itself (the USB one unplugged) is the
+        // choice from then on, shown and kept for the next join.
+        let mut call = connected();
+        assert!(
+            call.handle(Input::ActiveDevice("default".into()))
+                .is_empty()
+        );
+        call.handle(Input::Link(LinkState::Disconnected(
+            DisconnectReason::Network,
+        )));
+        let effects = call.handle(Input::Grant(Ok(grant("t1"))));
+        assert!(matches!(
+            &effects[0],
+            Effect::Connect { mic, .. } if mic.device_id.as_deref() == Some("default")
+        ));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | `mic_track` | the track as the second argument | [`VoiceEvent::MicTrack`] |
 //! | `playback` | `blocked` | [`VoiceEvent::PlaybackBlocked`] |
 //! | `devices` | `devices`: `[{id, label}]` | [`VoiceEvent::Devices`] |
+//! | `device` | `id`: the microphone the SDK moved to | [`VoiceEvent::ActiveDevice`] |
 //! | `mic` | `name` (the `DOMException` name), `message` | [`VoiceEvent::Mic`] |
 //!
 //! Anything else (a newer bridge, a malformed event) is ignored. Rejections are
@@ -119,6 +120,7 @@ struct Wire {
     blocked: Option<bool>,
     devices: Vec<WireDevice>,
     name: String,
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +174,7 @@ pub fn decode(json: &str) -> Option<Decoded> {
         "mic_track" => return Some(Decoded::MicTrack),
         "playback" => VoiceEvent::PlaybackBlocked(wire.blocked?),
         "devices" => VoiceEvent::Devices(wire.devices.into_iter().map(Device::from).collect()),
+        "device" if !wire.id.is_empty() => VoiceEvent::ActiveDevice(wire.id),
         "mic" => VoiceEvent::Mic(MicError::from_dom_name(&wire.name)),
         _ => return None,
     };
@@ -581,6 +584,14 @@ mod tests {
             event(r#"{"type":"mic","name":"NotReadableError","message":"busy"}"#),
             VoiceEvent::Mic(MicError::Busy)
         ));
+        assert!(matches!(
+            event(r#"{"type":"device","id":"usb-2"}"#),
+            VoiceEvent::ActiveDevice(id) if id == "usb-2"
+        ));
+        assert!(
+            decode(r#"{"type":"device"}"#).is_none(),
+            "no id, nothing to show"
+        );
     }
 
     #[test]

@@ -154,6 +154,9 @@ pub enum VoiceEvent {
     PlaybackBlocked(bool),
     /// The microphone list changed (`devicechange`, or labels after permission).
     Devices(Vec<Device>),
+    /// The SDK moved to another microphone by itself (this device id): the one in use was
+    /// unplugged, or the system default changed.
+    ActiveDevice(String),
     /// The microphone failed after the call started (unplugged, taken by another app).
     Mic(MicError),
 }
