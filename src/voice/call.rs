@@ -1211,10 +1211,23 @@ mod tests {
         // and the other tab would do the same.
         assert_eq!(effects, [Effect::Disconnect]);
         assert_eq!(call.phase(), CallPhase::Failed(CallFailure::Replaced));
-        // "Continue here" joins again with a fresh grant.
+        // What was being sent waits, unlost.
+        assert_eq!(call.outbox()[0].state, SendState::Queued);
+        // "Continue here" joins again with a fresh grant, and sends it then.
         let effects = call.handle(Input::Retry);
         assert_eq!(effects[0], Effect::RenewGrant);
         assert_eq!(call.phase(), CallPhase::Joining);
+        let effects = call.handle(Input::Grant(Ok(grant("t2"))));
+        let effects = call.handle(Input::Joined {
+            attempt: attempt_of(&effects),
+            result: Ok(()),
+        });
+        assert!(
+            effects
+                .iter()
+                .any(|effect| matches!(effect, Effect::SendChat { text, .. } if text == "kept")),
+            "{effects:?}"
+        );
     }
 
     #[test]
