@@ -335,12 +335,37 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Sends `body` as JSON and reads the answer as `R` (a problem+json body as the error). The
+/// generic part stays this thin: one copy of the request code serves every call.
 async fn send<B: Serialize, R: DeserializeOwned>(
     method: &str,
     url: &str,
     token: Option<&str>,
     body: Option<&B>,
 ) -> Result<R, ClientError> {
+    let json = match body {
+        Some(body) => Some(serde_json::to_string(body).map_err(|_| ClientError::Decode)?),
+        None => None,
+    };
+    let (ok, status, text) = exchange(method, url, token, json.as_deref()).await?;
+    if ok {
+        // 204 No Content reads as JSON null, which is what `()` deserialises from.
+        let text = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(text).map_err(|_| ClientError::Decode)
+    } else {
+        let problem = serde_json::from_str::<Problem>(&text).ok();
+        Err(ClientError::Http { status, problem })
+    }
+}
+
+/// One request with the widget's headers: whether the answer was a success, its status
+/// and its body's text.
+async fn exchange(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> Result<(bool, u16, String), ClientError> {
     let window = web_sys::window().ok_or(ClientError::Network)?;
     let abort = AbortOnDrop(web_sys::AbortController::new().map_err(|_| ClientError::Network)?);
     let init = web_sys::RequestInit::new();
@@ -354,10 +379,9 @@ async fn send<B: Serialize, R: DeserializeOwned>(
     if let Some(token) = token {
         set("authorization", &format!("Bearer {token}"))?;
     }
-    if let Some(body) = body {
+    if let Some(json) = json {
         set("content-type", "application/json")?;
-        let json = serde_json::to_string(body).map_err(|_| ClientError::Decode)?;
-        init.set_body(&JsValue::from_str(&json));
+        init.set_body(&JsValue::from_str(json));
     }
     init.set_headers(&headers);
     let request =
@@ -367,7 +391,6 @@ async fn send<B: Serialize, R: DeserializeOwned>(
         .map_err(|_| ClientError::Network)?
         .dyn_into()
         .map_err(|_| ClientError::Network)?;
-    let status = response.status();
     let text = match response.text() {
         Ok(promise) => JsFuture::from(promise)
             .await
@@ -376,14 +399,7 @@ async fn send<B: Serialize, R: DeserializeOwned>(
         Err(_) => None,
     }
     .unwrap_or_default();
-    if response.ok() {
-        // 204 No Content reads as JSON null, which is what `()` deserialises from.
-        let text = if text.is_empty() { "null" } else { &text };
-        serde_json::from_str(text).map_err(|_| ClientError::Decode)
-    } else {
-        let problem = serde_json::from_str::<Problem>(&text).ok();
-        Err(ClientError::Http { status, problem })
-    }
+    Ok((response.ok(), response.status(), text))
 }
 
 /// Turns one `EventSource` event into what the stream delivers, if anything.

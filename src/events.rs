@@ -3,8 +3,8 @@
 //! and are composed, so they cross the shadow boundary and reach listeners on the
 //! `<speaknode-widget>` element and on the document.
 
+use js_sys::{Array, Object};
 use leptos::prelude::*;
-use serde_json::{Value, json};
 use speaknode_api::Role;
 use wasm_bindgen::JsValue;
 
@@ -51,22 +51,20 @@ pub fn report(
         }
         if now.open != before.open {
             let name = if now.open { "open" } else { "close" };
-            dispatch(&target, name, &json!({}));
+            dispatch(&target, name, &[]);
         }
         if now.phase != before.phase {
             match &now.phase {
                 Phase::Idle => {}
                 Phase::Connecting => {
-                    dispatch(&target, "status", &json!({ "status": "Connecting" }));
+                    dispatch(&target, "status", &[("status", "Connecting".into())]);
                 }
                 Phase::Live(status) => {
                     let status = format!("{status:?}");
-                    dispatch(&target, "status", &json!({ "status": status }));
+                    dispatch(&target, "status", &[("status", status.into())]);
                 }
                 Phase::Error(error) => {
-                    let detail =
-                        json!({ "code": error.code, "message": messages.error(error.kind) });
-                    dispatch(&target, "error", &detail);
+                    dispatch(&target, "error", &error_detail(error, messages));
                 }
             }
         }
@@ -75,8 +73,7 @@ pub fn report(
         if let Some(notice) = now.notice
             && now.notice != before.notice
         {
-            let detail = json!({ "code": notice.code, "message": messages.error(notice.kind) });
-            dispatch(&target, "error", &detail);
+            dispatch(&target, "error", &error_detail(&notice, messages));
         }
         let mut now = now;
         now.told_turns = std::mem::take(&mut before.told_turns);
@@ -92,8 +89,13 @@ pub fn report(
                         Role::Agent | Role::Unknown => "agent",
                         Role::User => "user",
                     };
-                    let detail =
-                        json!({ "id": turn.id, "role": role, "text": turn.text, "at": turn.at });
+                    let at = turn.at.as_deref().map_or(JsValue::NULL, JsValue::from_str);
+                    let detail = [
+                        ("id", turn.id.as_str().into()),
+                        ("role", role.into()),
+                        ("text", turn.text.as_str().into()),
+                        ("at", at),
+                    ];
                     dispatch(&target, "message", &detail);
                 }
             });
@@ -106,17 +108,31 @@ pub fn report(
             dispatch(
                 &target,
                 "ended",
-                &json!({ "status": format!("{status:?}") }),
+                &[("status", format!("{status:?}").into())],
             );
         }
         now
     });
 }
 
-/// Dispatches `speaknode:{name}` with `detail` as a plain object; a page that broke
-/// `CustomEvent` loses the event, never the widget.
-fn dispatch(target: &web_sys::HtmlElement, name: &str, detail: &Value) {
-    let detail = js_sys::JSON::parse(&detail.to_string()).unwrap_or(JsValue::NULL);
+/// An error's detail: its stable code and the message the visitor sees.
+fn error_detail(error: &WidgetError, messages: &Messages) -> [(&'static str, JsValue); 2] {
+    [
+        ("code", error.code.into()),
+        ("message", messages.error(error.kind).into()),
+    ]
+}
+
+/// Dispatches `speaknode:{name}` with `detail` as a plain object of those fields (own data
+/// properties, as `Object.fromEntries` makes them: a setter a page put on
+/// `Object.prototype` never runs); a page that broke `CustomEvent` loses the event, never
+/// the widget.
+fn dispatch(target: &web_sys::HtmlElement, name: &str, fields: &[(&str, JsValue)]) {
+    let entries: Array = fields
+        .iter()
+        .map(|(key, value)| Array::of2(&JsValue::from_str(key), value))
+        .collect();
+    let detail = Object::from_entries(&entries).map_or(JsValue::NULL, JsValue::from);
     let init = web_sys::CustomEventInit::new();
     init.set_bubbles(true);
     init.set_composed(true);
