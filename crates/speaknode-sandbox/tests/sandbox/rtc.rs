@@ -137,6 +137,21 @@ async fn next_response(socket: &mut Socket) -> signal_response::Message {
     }
 }
 
+/// Opens `/rtc` with the join token `join`, as livekit-client does, and reads the join
+/// response that must come first.
+async fn join_room(sandbox: &Sandbox, join: &str) -> (Socket, proto::JoinResponse) {
+    let url = sandbox
+        .url(&format!("/rtc?access_token={join}"))
+        .replacen("http", "ws", 1);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade");
+    let signal_response::Message::Join(joined) = next_response(&mut socket).await else {
+        panic!("no join response first");
+    };
+    (socket, joined)
+}
+
 async fn send(socket: &mut Socket, message: signal_request::Message) {
     let frame = proto::SignalRequest {
         message: Some(message),
@@ -437,15 +452,7 @@ async fn a_webrtc_client_gets_the_agents_voice_and_greeting_and_its_chat_is_answ
     }];
     let sandbox = Sandbox::start(config).await;
     let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
-    let url = sandbox
-        .url(&format!("/rtc?access_token={join}"))
-        .replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("the upgrade");
-    let signal_response::Message::Join(joined) = next_response(&mut socket).await else {
-        panic!("no join response first");
-    };
+    let (mut socket, joined) = join_room(&sandbox, &join).await;
     let identity = joined.participant.expect("visitor").identity;
     let agent = joined.other_participants[0].identity.clone();
 
@@ -623,16 +630,7 @@ async fn a_webrtc_client_gets_the_agents_voice_and_greeting_and_its_chat_is_answ
 async fn a_severed_room_drops_its_visitor_without_a_leave_and_refuses_it_for_a_while() {
     let sandbox = Sandbox::start(config(20)).await;
     let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
-    let url = sandbox
-        .url(&format!("/rtc?access_token={join}"))
-        .replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("the upgrade");
-    assert!(matches!(
-        next_response(&mut socket).await,
-        signal_response::Message::Join(_)
-    ));
+    let (mut socket, _) = join_room(&sandbox, &join).await;
 
     let severed = sandbox
         .admin(
@@ -680,24 +678,9 @@ async fn a_severed_room_drops_its_visitor_without_a_leave_and_refuses_it_for_a_w
 async fn a_second_connection_of_the_visitor_replaces_the_first_which_is_told_why() {
     let sandbox = Sandbox::start(config(20)).await;
     let (_id, room, join) = conversation(&sandbox, |c| c["status"] == "Active").await;
-    let url = sandbox
-        .url(&format!("/rtc?access_token={join}"))
-        .replacen("http", "ws", 1);
-    let (mut first, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("the first upgrade");
-    assert!(matches!(
-        next_response(&mut first).await,
-        signal_response::Message::Join(_)
-    ));
+    let (mut first, _) = join_room(&sandbox, &join).await;
     // The same identity again, as from a second tab of the same conversation.
-    let (mut second, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("the second upgrade");
-    assert!(matches!(
-        next_response(&mut second).await,
-        signal_response::Message::Join(_)
-    ));
+    let (mut second, _) = join_room(&sandbox, &join).await;
 
     // The first is told, with LiveKit's reason, and closed normally; nothing else ends it.
     let leave = loop {
