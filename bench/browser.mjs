@@ -19,7 +19,7 @@
 import { writeFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { WEBRTC_ARGS, env, fixture, launchChromium, sineWav, until } from "../e2e/support.mjs";
+import { WEBRTC_ARGS, env, fakeMicArgs, fixture, launchChromium, sineWav, until } from "../e2e/support.mjs";
 
 const RUNS = Number(process.env.SN_BENCH_RUNS ?? 7);
 
@@ -233,9 +233,7 @@ const workDir = await mkdtemp(path.join(tmpdir(), "speaknode-bench-"));
 const wav = path.join(workDir, "mic-440.wav");
 await writeFile(wav, sineWav(440, 5));
 const callBrowser = await launchChromium([
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  `--use-file-for-fake-audio-capture=${wav}`,
+  ...fakeMicArgs(wav),
   ...WEBRTC_ARGS,
 ]);
 const calls = [];

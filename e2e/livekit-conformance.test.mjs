@@ -21,7 +21,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { SignJWT } from "jose";
-import { sineWav } from "./wav.mjs";
+import { fakeMicArgs, sineWav } from "./wav.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SANDBOX_BIN = process.env.SN_SANDBOX_BIN ?? path.join(ROOT, "target/debug/speaknode-sandbox");
@@ -138,9 +138,7 @@ before(async () => {
       "--no-sandbox",
       "--disable-gpu",
       "--disable-dev-shm-usage",
-      "--use-fake-ui-for-media-stream",
-      "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-audio-capture=${wav}`,
+      ...fakeMicArgs(wav),
       // Chromium leaves loopback out of ICE, and hides host addresses behind mDNS names.
       "--allow-loopback-in-peer-connection",
       "--disable-features=WebRtcHideLocalIpsWithMdns",

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { WEBRTC_ARGS, fixture, launchChromium, launcher, openPage, setBrowser, sineWav, waitForGreeting } from "./support.mjs";
+import { WEBRTC_ARGS, fakeMicArgs, fixture, launchChromium, launcher, openPage, setBrowser, sineWav, waitForGreeting } from "./support.mjs";
 
 const ORDER_REPLY = "Your order A-1001 has shipped and arrives tomorrow.";
 const VARIANTS = [
@@ -25,9 +25,7 @@ const work = await mkdtemp(path.join(tmpdir(), "speaknode-screenshots-"));
 const wav = path.join(work, "mic.wav");
 await writeFile(wav, sineWav(440, 5));
 const browser = await launchChromium([
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  `--use-file-for-fake-audio-capture=${wav}`,
+  ...fakeMicArgs(wav),
   ...WEBRTC_ARGS,
   "--autoplay-policy=no-user-gesture-required",
 ]);

@@ -450,7 +450,7 @@ export async function voiceLoaderUrl() {
   return loaders[0];
 }
 
-export { burstWav, sineWav } from "./wav.mjs";
+export { burstWav, fakeMicArgs, sineWav } from "./wav.mjs";
 
 /** Chromium flags for a call against the local LiveKit stand-in: loopback ICE candidates
  *  (Chromium leaves loopback out and hides host addresses behind mDNS names otherwise). */

@@ -14,6 +14,7 @@ import {
   SECOND_GREETING,
   WEBRTC_ARGS,
   burstWav,
+  fakeMicArgs,
   fixture,
   keepPeerConnections,
   launchChromium,
@@ -73,9 +74,7 @@ const said = async (page, text) => (await transcript(page)).filter(([, line]) =>
 
 test("the agent hears the visitor speak: their words caption live then once, it answers, and a spoken goodbye ends the call", async (t) => {
   const browser = await launchChromium([
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${wav}`,
+    ...fakeMicArgs(wav),
     ...WEBRTC_ARGS,
     "--autoplay-policy=no-user-gesture-required",
   ]);

@@ -19,6 +19,7 @@ import {
   HOST_URL,
   WEBRTC_ARGS,
   audioBytesSent,
+  fakeMicArgs,
   fixture,
   keepPeerConnections,
   launchChromium,
@@ -51,11 +52,7 @@ after(async () => {
 });
 
 /** The fake microphone (the WAV, looped), with or without the permission prompt answered. */
-const fakeMic = ({ fakeUi = true } = {}) => [
-  ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : []),
-  "--use-fake-device-for-media-stream",
-  `--use-file-for-fake-audio-capture=${wav}`,
-];
+const fakeMic = (options) => fakeMicArgs(wav, options);
 
 /** Init script: keeps the microphone streams (window.__micStreams) and the AudioContexts
  *  (window.__audioContexts) the page opens, so the test can see they end with the call. */

@@ -1,6 +1,16 @@
-// The fake microphone's sound, shared by the end-to-end tests: a module of its own because
-// e2e/livekit-conformance.test.mjs also runs without xtask's SN_* variables, which
-// support.mjs requires on import.
+// The fake microphone, its sound and its Chromium flags, shared by the end-to-end tests and
+// the bench: a module of its own because e2e/livekit-conformance.test.mjs also runs without
+// xtask's SN_* variables, which support.mjs requires on import.
+
+/** Chromium flags for a fake microphone that plays the WAV at `wavPath` in a loop, with the
+ *  permission prompt answered (`fakeUi`) or left to the page's permission state. */
+export function fakeMicArgs(wavPath, { fakeUi = true } = {}) {
+  return [
+    ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : []),
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${wavPath}`,
+  ];
+}
 
 /** A 48 kHz mono 16-bit WAV of a `hz` sine at −6 dBFS, `seconds` long: Chromium's fake
  *  microphone (`--use-file-for-fake-audio-capture`) loops it. */
